@@ -1,0 +1,400 @@
+"""The ten Gold tables of seed 001 (plus accuracy_estimation), built from the Silver tables.
+
+Conventions (documented because seed 001 leaves them open):
+- clean accuracy is measured on the same clean test images (silver_xai), not the zoo's
+  validation accuracy, so clean and OOD numbers come from one image set;
+- drop_pct = (clean_accuracy - accuracy) / clean_accuracy x 100 (relative drop, seed 001's
+  "accuracy drop %"), drop_points = (clean_accuracy - accuracy) x 100 (absolute);
+- the summary tables (metric, value) hold mixed values, stored as strings for Parquet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xai_kedro.core.meta import estimation as est
+from xai_kedro.core.meta import models as mdl
+from xai_kedro.core.meta.stats import bootstrap_ci, cohens_d, feature_outcome_stats, pearson
+
+logger = logging.getLogger(__name__)
+
+SEVERITY_ORDER = {"shallow": 1, "medium": 2, "heavy": 3}
+
+CORRELATION_COLUMNS = (
+    "feature",
+    "pearson_r",
+    "spearman_r",
+    "point_biserial_r",
+    "cohens_d",
+    "separation_ratio",
+    "mean_correct",
+    "mean_wrong",
+    "pearson_p",
+    "spearman_p",
+    "point_biserial_p",
+    "pearson_ci_low",
+    "pearson_ci_high",
+    "cohens_d_ci_low",
+    "cohens_d_ci_high",
+    "n",
+    "feature_group",
+)
+DEGRADATION_COLUMNS = (
+    "adapter_id",
+    "adapter_rank",
+    "corruption",
+    "severity",
+    "severity_value",
+    "accuracy",
+    "clean_accuracy",
+    "drop_pct",
+    "drop_points",
+    "n",
+)
+WORST_COLUMNS = (
+    "adapter_id",
+    "adapter_rank",
+    "worst_corruption",
+    "worst_severity",
+    "max_drop_pct",
+    "accuracy",
+)
+
+
+def severity_rank(severity: pd.Series) -> pd.Series:
+    """Order of severity labels: shallow < medium < heavy, or the integer of "1".."5".
+
+    Needed because severity_value does not sort the same way for every corruption (contrast
+    factor falls as severity rises). Unknown labels get NaN and sort last.
+    """
+    s = severity.astype(str).str.strip().str.lower()
+    named = s.map(SEVERITY_ORDER)
+    numeric = pd.to_numeric(s, errors="coerce")
+    return named.fillna(numeric)
+
+
+def _zoo_ranks(adapter_zoo: pd.DataFrame | None) -> pd.Series:
+    """adapter_id -> LoRA rank (nullable int); empty when no manifest is given."""
+    if adapter_zoo is None:
+        return pd.Series(dtype="Int64", name="adapter_rank")
+    mdl.require_columns(adapter_zoo, ["adapter_id", "rank"], "adapter_zoo")
+    zoo = adapter_zoo.drop_duplicates("adapter_id").set_index("adapter_id")
+    return zoo["rank"].astype("Int64").rename("adapter_rank")
+
+
+def _with_rank(df: pd.DataFrame, adapter_zoo: pd.DataFrame | None) -> pd.DataFrame:
+    ranks = _zoo_ranks(adapter_zoo)
+    out = df.copy()
+    out["adapter_rank"] = out["adapter_id"].map(ranks).astype("Int64")
+    unknown = sorted(set(out["adapter_id"]) - set(ranks.index))
+    if adapter_zoo is not None and unknown:
+        logger.warning("adapters %s are not in the zoo manifest; adapter_rank is NA", unknown)
+    return out
+
+
+def correlations(
+    meta_df: pd.DataFrame,
+    features: Mapping[str, Sequence[str]] | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    group_col: str = mdl.GROUP,
+) -> pd.DataFrame:
+    """Association of each clean-image feature with OOD correctness (one row per OOD sample).
+
+    ``features`` maps a group name to columns (default: XAI and confidence features). The CIs
+    of Pearson r and Cohen's d come from a cluster bootstrap over ``group_col`` (images).
+    """
+    if features is None:
+        sets = mdl.default_feature_sets(meta_df)
+        features = {"xai": sets[mdl.XAI_SET], "confidence": sets[mdl.CONFIDENCE_SET]}
+    mdl.require_columns(meta_df, [mdl.TARGET, group_col], "meta dataset")
+    y = meta_df[mdl.TARGET].to_numpy(dtype=bool)
+    groups = meta_df[group_col].to_numpy()
+    rows = []
+    for group_name, cols in features.items():
+        mdl.require_columns(meta_df, list(cols), "meta dataset")
+        for f in cols:
+            x = meta_df[f].to_numpy(dtype=float)
+            row: dict[str, Any] = {"feature": f, "feature_group": group_name}
+            row.update(feature_outcome_stats(x, y, name=f))
+            ok = np.isfinite(x)
+            if np.isfinite(row["pearson_r"]):
+                low, high = bootstrap_ci(
+                    lambda xx, yy: [pearson(xx, yy), cohens_d(xx, yy)],
+                    x[ok],
+                    y[ok],
+                    n_boot=n_boot,
+                    alpha=alpha,
+                    seed=seed,
+                    groups=groups[ok],
+                )
+                row.update(
+                    pearson_ci_low=low[0],
+                    pearson_ci_high=high[0],
+                    cohens_d_ci_low=low[1],
+                    cohens_d_ci_high=high[1],
+                )
+            rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=list(CORRELATION_COLUMNS))
+
+
+def classifier_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
+    """compare_classifiers' output with seed 001's columns first and the XAI set's rows first."""
+    mdl.require_columns(comparison, list(mdl.SEED_COLUMNS) + ["feature_set"], "comparison")
+    order = {mdl.XAI_SET: 0, mdl.CONFIDENCE_SET: 1, mdl.XAI_CONFIDENCE_SET: 2}
+    key = comparison["feature_set"].map(order).fillna(len(order))
+    out = comparison.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k")
+    extra = [c for c in out.columns if c not in mdl.COMPARISON_COLUMNS]
+    return out.reindex(columns=[*mdl.COMPARISON_COLUMNS, *extra]).reset_index(drop=True)
+
+
+def adapter_summary(
+    silver_xai: pd.DataFrame,
+    silver_ood: pd.DataFrame,
+    adapter_zoo: pd.DataFrame | None = None,
+    features: Sequence[str] = mdl.XAI_FEATURES,
+) -> pd.DataFrame:
+    """Per adapter: OOD accuracy, mean/std of the XAI features on clean images, clean accuracy,
+    and n_samples (OOD rows, as in seed 001)."""
+    mdl.require_columns(silver_xai, ["adapter_id", "is_correct", *features], "silver_xai")
+    g = silver_xai.groupby("adapter_id", sort=True)
+    out = pd.DataFrame({"accuracy": est.ood_accuracy_per_adapter(silver_ood)})
+    for f in features:
+        out[f"mean_{f}"] = g[f].mean()
+    for f in features:
+        out[f"std_{f}"] = g[f].std(ddof=1)
+    out["clean_accuracy"] = g["is_correct"].mean().astype(float)
+    out["n_samples"] = silver_ood.groupby("adapter_id").size()
+    out["n_images"] = g.size()
+    out = _with_rank(out.rename_axis("adapter_id").reset_index(), adapter_zoo)
+    out[["n_samples", "n_images"]] = out[["n_samples", "n_images"]].astype("Int64")
+    first = ["adapter_id", "adapter_rank"]
+    cols = first + [c for c in out.columns if c not in first]
+    return out[cols].sort_values(["adapter_rank", "adapter_id"]).reset_index(drop=True)
+
+
+def degradation(
+    silver_xai: pd.DataFrame,
+    silver_ood: pd.DataFrame,
+    adapter_zoo: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Accuracy per (adapter, corruption, severity) and its drop from clean accuracy."""
+    mdl.require_columns(silver_xai, ["adapter_id", "is_correct"], "silver_xai")
+    cond = est.ood_accuracy_by_condition(silver_ood)
+    if "severity_value" not in cond.columns:
+        cond["severity_value"] = np.nan
+    clean = silver_xai.groupby("adapter_id")["is_correct"].mean().astype(float)
+    cond["clean_accuracy"] = cond["adapter_id"].map(clean)
+    denom = cond["clean_accuracy"].where(cond["clean_accuracy"] > 0)
+    cond["drop_pct"] = (cond["clean_accuracy"] - cond["accuracy"]) / denom * 100.0
+    cond["drop_points"] = (cond["clean_accuracy"] - cond["accuracy"]) * 100.0
+    cond = _with_rank(cond, adapter_zoo)
+    cond["_sev"] = severity_rank(cond["severity"])
+    cond = cond.sort_values(["adapter_id", "corruption", "_sev", "severity"], kind="stable")
+    return cond.reindex(columns=list(DEGRADATION_COLUMNS)).reset_index(drop=True)
+
+
+def worst_corruption(degradation_df: pd.DataFrame) -> pd.DataFrame:
+    """Per adapter, the (corruption, severity) with the largest drop_pct (seed 001's table)."""
+    mdl.require_columns(degradation_df, ["adapter_id", "corruption", "drop_pct"], "degradation")
+    rows = []
+    for adapter, g in degradation_df.groupby("adapter_id", sort=True):
+        if g["drop_pct"].notna().any():
+            best = g.loc[g["drop_pct"].idxmax()]
+            rows.append(
+                {
+                    "adapter_id": adapter,
+                    "adapter_rank": best.get("adapter_rank", pd.NA),
+                    "worst_corruption": best["corruption"],
+                    "worst_severity": best.get("severity"),
+                    "max_drop_pct": float(best["drop_pct"]),
+                    "accuracy": best.get("accuracy", np.nan),
+                }
+            )
+        else:
+            logger.warning("adapter %s: no defined drop_pct; worst corruption unknown", adapter)
+    out = pd.DataFrame(rows, columns=list(WORST_COLUMNS))
+    out["adapter_rank"] = out["adapter_rank"].astype("Int64")
+    return out
+
+
+def adapter_ranking(summary: pd.DataFrame) -> pd.DataFrame:
+    """Adapters ordered by OOD accuracy (ood_rank 1 = most robust), with clean accuracy, the
+    clean-to-OOD gap in points and the mean XAI features."""
+    mdl.require_columns(summary, ["adapter_id", "accuracy", "clean_accuracy"], "adapter_summary")
+    out = summary.rename(columns={"accuracy": "ood_accuracy"}).sort_values(
+        ["ood_accuracy", "adapter_id"], ascending=[False, True], kind="stable"
+    )
+    out.insert(0, "ood_rank", np.arange(1, len(out) + 1))
+    out["accuracy_gap_points"] = (out["clean_accuracy"] - out["ood_accuracy"]) * 100.0
+    keep = [
+        "ood_rank",
+        "adapter_id",
+        "adapter_rank",
+        "ood_accuracy",
+        "clean_accuracy",
+        "accuracy_gap_points",
+    ]
+    means = [c for c in out.columns if c.startswith("mean_")]
+    return out.reindex(columns=keep + means).reset_index(drop=True)
+
+
+def xai_feature_ranking(corr: pd.DataFrame, importance: pd.DataFrame) -> pd.DataFrame:
+    """XAI features ranked by the mean of three ranks: |Pearson r|, |Cohen's d|, and model
+    importance (mean of XGBoost gain and RandomForest importance, both summing to 1)."""
+    mdl.require_columns(corr, ["feature", "pearson_r", "cohens_d"], "correlations")
+    mdl.require_columns(importance, ["feature", "xgb_importance", "rf_importance"], "importance")
+    c = corr
+    if "feature_group" in c.columns:
+        c = c[c["feature_group"] == "xai"]
+    imp = importance.set_index("feature")
+    df = pd.DataFrame({"feature": c["feature"].to_numpy()})
+    df["abs_pearson_r"] = c["pearson_r"].abs().to_numpy()
+    df["abs_cohens_d"] = c["cohens_d"].abs().to_numpy()
+    df["importance"] = df["feature"].map(imp[["xgb_importance", "rf_importance"]].mean(axis=1))
+    rank_of = {
+        "rank_correlation": "abs_pearson_r",
+        "rank_effect_size": "abs_cohens_d",
+        "rank_importance": "importance",
+    }
+    for name, col in rank_of.items():
+        df[name] = df[col].rank(ascending=False, method="min", na_option="bottom")
+    df["mean_rank"] = df[list(rank_of)].mean(axis=1)
+    df = df.sort_values(["mean_rank", "abs_pearson_r"], ascending=[True, False], kind="stable")
+    df.insert(0, "rank", np.arange(1, len(df) + 1))
+    return df.reset_index(drop=True)
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "nan" if not np.isfinite(v) else format(v, spec)
+
+
+def _ci(low: Any, high: Any, spec: str = ".3f") -> str:
+    return f"[{_fmt(low, spec)}, {_fmt(high, spec)}]"
+
+
+def qualitative_summary(
+    corr: pd.DataFrame, comparison: pd.DataFrame, xai_set: str = mdl.XAI_SET
+) -> pd.DataFrame:
+    """Seed 001's qualitative rows (best predictor, |r|, |d|, best meta-learner, its AUC) plus
+    the grouped-CV view and what XAI adds over the confidence baseline."""
+    x = corr[corr["feature_group"] == "xai"] if "feature_group" in corr.columns else corr
+    rows: list[tuple[str, str]] = []
+    if x["pearson_r"].notna().any():
+        best = x.loc[x["pearson_r"].abs().idxmax()]
+        rows += [
+            ("Best XAI predictor", str(best["feature"])),
+            ("Highest correlation", _fmt(best["pearson_r"])),
+            ("Highest correlation 95% CI", _ci(best["pearson_ci_low"], best["pearson_ci_high"])),
+        ]
+    else:
+        rows += [("Best XAI predictor", "none (all correlations undefined)")]
+    if x["cohens_d"].notna().any():
+        bd = x.loc[x["cohens_d"].abs().idxmax()]
+        rows += [
+            ("Best effect size (Cohen's d)", _fmt(bd["cohens_d"])),
+            ("Best effect size feature", str(bd["feature"])),
+        ]
+    cx = comparison[comparison["feature_set"] == xai_set]
+    if cx["roc_auc"].notna().any():
+        bm = cx.loc[cx["roc_auc"].idxmax()]
+        rows += [("Best meta-learner", str(bm["model"])), ("Meta-learner AUC", _fmt(bm["roc_auc"]))]
+    else:
+        rows += [("Best meta-learner", "none (AUC undefined)")]
+    if cx["grouped_cv_auc_mean"].notna().any():
+        bg = cx.loc[cx["grouped_cv_auc_mean"].idxmax()]
+        rows += [
+            ("Best meta-learner (grouped CV)", str(bg["model"])),
+            ("Meta-learner AUC (grouped CV)", _fmt(bg["grouped_cv_auc_mean"])),
+        ]
+    gains = comparison[comparison["auc_gain_vs_baseline"].notna()]
+    ext = gains[gains["feature_set"] == mdl.XAI_CONFIDENCE_SET]
+    if len(ext):
+        g = ext.loc[ext["grouped_oof_auc"].idxmax()]
+        rows += [
+            (
+                "XAI adds over confidence (AUC diff, 95% CI)",
+                f"{_fmt(g['auc_gain_vs_baseline'], '+.3f')} "
+                f"{_ci(g['auc_gain_ci_low'], g['auc_gain_ci_high'], '+.3f')} ({g['model']})",
+            )
+        ]
+    return pd.DataFrame(rows, columns=["metric", "value"])
+
+
+def quantitative_summary(
+    silver_xai: pd.DataFrame, silver_ood: pd.DataFrame, degradation_df: pd.DataFrame
+) -> pd.DataFrame:
+    """Counts and drop extremes (seed 001's quantitative rows plus image/row counts)."""
+    drops = degradation_df["drop_pct"]
+    rows = [
+        ("Adapters tested", str(silver_ood["adapter_id"].nunique())),
+        ("Corruption types", str(silver_ood["corruption"].nunique())),
+        ("Severity levels", str(silver_ood["severity"].nunique())),
+        ("Max accuracy drop (%)", _fmt(drops.max(), ".2f")),
+        ("Avg accuracy drop (%)", _fmt(drops.mean(), ".2f")),
+        ("Test images", str(silver_xai["image_id"].nunique())),
+        ("Clean (image, adapter) rows", str(len(silver_xai))),
+        ("OOD rows", str(len(silver_ood))),
+    ]
+    return pd.DataFrame(rows, columns=["metric", "value"])
+
+
+def build_gold_tables(
+    silver_xai: pd.DataFrame,
+    silver_ood: pd.DataFrame,
+    adapter_zoo: pd.DataFrame | None = None,
+    meta_params: Mapping[str, Any] | None = None,
+    estimation_params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    degradation_table: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """All Gold outputs in one call: the ten seed-001 tables, accuracy_estimation, and the
+    meta-learners' test/out-of-fold scores (``classifier_scores``, for ROC plots).
+
+    ``degradation_table`` reuses a degradation table already built (the ood stage writes it)."""
+    p = mdl.resolve_meta_params(meta_params)
+    meta = mdl.build_meta_dataset(silver_xai, silver_ood)
+    sets = mdl.default_feature_sets(meta, p["include_object_share"])
+    corr = correlations(
+        meta,
+        {"xai": sets[mdl.XAI_SET], "confidence": sets[mdl.CONFIDENCE_SET]},
+        n_boot=int(p["n_bootstrap"]),
+        alpha=float(p["ci_alpha"]),
+        seed=seed,
+    )
+    comp, scores = mdl.compare_classifiers(meta, sets, p, seed, return_scores=True)
+    comp = classifier_comparison(comp)
+    importance = mdl.feature_importance(meta, sets[mdl.XAI_SET], p, seed)
+    summary = adapter_summary(silver_xai, silver_ood, adapter_zoo)
+    degr = (
+        degradation(silver_xai, silver_ood, adapter_zoo)
+        if degradation_table is None
+        else degradation_table
+    )
+    estimate = est.accuracy_estimation(
+        silver_xai, silver_ood, sets[mdl.XAI_SET], estimation_params, seed
+    )
+    return {
+        "correlations": corr,
+        "classifier_comparison": comp,
+        "feature_importance": importance,
+        "adapter_summary": summary,
+        "degradation": degr,
+        "qualitative_summary": qualitative_summary(corr, comp),
+        "quantitative_summary": quantitative_summary(silver_xai, silver_ood, degr),
+        "xai_feature_ranking": xai_feature_ranking(corr, importance),
+        "adapter_ranking": adapter_ranking(summary),
+        "worst_corruption": worst_corruption(degr),
+        "accuracy_estimation": estimate,
+        "classifier_scores": scores,
+    }

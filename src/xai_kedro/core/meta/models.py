@@ -1,0 +1,533 @@
+"""Per-sample meta-learners: predict is_correct under corruption from clean-image features.
+
+The four models and their hyperparameters are seed 001's (defaults below; ``conf/`` may override
+them). Beside the reference protocol (80/20 stratified split + 5-fold StratifiedKFold, which
+lets one image sit in train and test under different corruptions/adapters), every run also
+reports 5-fold StratifiedGroupKFold by image_id and a confidence-only baseline, so the Gold layer
+can say what the XAI features add and whether the reference protocol leaks.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+from sklearn.model_selection import (
+    GroupKFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from xgboost import XGBClassifier
+
+from xai_kedro.core.meta.stats import bootstrap_auc_ci, roc_auc
+
+logger = logging.getLogger(__name__)
+
+XAI_FEATURES: tuple[str, ...] = ("attn_entropy", "gini", "deletion_auc", "insertion_auc")
+OBJECT_SHARE_FEATURE = "object_attention_share"
+CONFIDENCE_FEATURES: tuple[str, ...] = ("confidence", "margin", "pred_entropy")
+TARGET = "is_correct"
+GROUP = "image_id"
+KEYS = ("image_id", "adapter_id")
+
+XAI_SET, CONFIDENCE_SET, XAI_CONFIDENCE_SET = "xai", "confidence", "xai+confidence"
+
+# Seed 001, section 8 ("Models Compared"). ``estimator`` names the sklearn/xgboost class so that
+# conf/ can add further models; everything else is passed to that class unchanged.
+DEFAULT_MODELS: dict[str, dict[str, Any]] = {
+    "RandomForest": {
+        "estimator": "random_forest",
+        "n_estimators": 200,
+        "max_depth": 12,
+        "class_weight": "balanced",
+    },
+    "XGBoost": {
+        "estimator": "xgboost",
+        "n_estimators": 200,
+        "max_depth": 6,
+        "reg_alpha": 0.1,
+        "reg_lambda": 1.0,
+    },
+    "XGBoost_Tuned": {
+        "estimator": "xgboost",
+        "n_estimators": 300,
+        "max_depth": 4,
+        "reg_alpha": 0.5,
+        "reg_lambda": 2.0,
+        "gamma": 0.1,
+    },
+    "LogisticRegression": {
+        "estimator": "logistic_regression",
+        "C": 0.1,
+        "class_weight": "balanced",
+        "max_iter": 1000,  # seed 001 gives none; lbfgs needs more than sklearn's 100 at times
+    },
+}
+
+DEFAULT_META_PARAMS: dict[str, Any] = {
+    "models": DEFAULT_MODELS,
+    "model_names": list(DEFAULT_MODELS),  # which models compare_classifiers runs, in order
+    "test_size": 0.2,  # seed 001: 80/20 stratified split
+    "cv_folds": 5,  # seed 001: 5-fold stratified CV (also used for the grouped CV)
+    "n_bootstrap": 1000,  # bootstrap replicates for every CI
+    "ci_alpha": 0.05,  # 95 % intervals
+    "n_jobs": 1,  # threads per model fit; 1 keeps Spark/Kedro runners from oversubscribing
+    "permutation_repeats": 10,
+    # Seed 001: "Permutation: drop in accuracy when feature is shuffled". "roc_auc" is also
+    # accepted and is threshold-free (better under class imbalance).
+    "permutation_scoring": "accuracy",
+    "permutation_model": "RandomForest",  # seed 001 does not say which model; RF is our choice
+    "baseline_feature_set": CONFIDENCE_SET,  # AUC gains are reported against this set
+    "include_object_share": True,  # add object_attention_share to XAI when fully present
+}
+
+SEED_COLUMNS = (
+    "model",
+    "accuracy",
+    "roc_auc",
+    "f1",
+    "precision",
+    "recall",
+    "cv_auc_mean",
+    "cv_auc_std",
+)
+EXTRA_COLUMNS = (
+    "feature_set",
+    "roc_auc_ci_low",
+    "roc_auc_ci_high",
+    "grouped_cv_auc_mean",
+    "grouped_cv_auc_std",
+    "grouped_oof_auc",
+    "grouped_oof_auc_ci_low",
+    "grouped_oof_auc_ci_high",
+    "baseline_feature_set",
+    "auc_gain_vs_baseline",
+    "auc_gain_ci_low",
+    "auc_gain_ci_high",
+    "n_train",
+    "n_test",
+    "n_features",
+    "features",
+    "cv_scheme",
+)
+COMPARISON_COLUMNS = SEED_COLUMNS + EXTRA_COLUMNS
+SCORE_COLUMNS = ("feature_set", "model", "split", "row", "image_id", "y_true", "y_score")
+IMPORTANCE_COLUMNS = (
+    "feature",
+    "xgb_importance",
+    "rf_importance",
+    "perm_importance",
+    "perm_std",
+    "lr_coef",
+    "lr_odds_ratio",
+)
+
+
+def resolve_meta_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults (seed 001) overlaid with ``params``; per-model dicts are merged key by key."""
+    out = copy.deepcopy(DEFAULT_META_PARAMS)
+    if not params:
+        return out
+    unknown = set(params) - set(out)
+    if unknown:
+        raise ValueError(f"unknown meta-learning params {sorted(unknown)}; known: {sorted(out)}")
+    for key, value in params.items():
+        if key == "models":
+            for name, hp in (value or {}).items():
+                out["models"][name] = {**out["models"].get(name, {}), **(hp or {})}
+        else:
+            out[key] = copy.deepcopy(value)
+    if not out["model_names"]:
+        raise ValueError("model_names must name at least one model")
+    missing = [m for m in out["model_names"] if m not in out["models"]]
+    if missing:
+        raise ValueError(f"model_names {missing} have no entry under 'models'")
+    return out
+
+
+def make_model(name: str, hyperparams: Mapping[str, Any], seed: int, n_jobs: int = 1) -> Pipeline:
+    """StandardScaler + the classifier named by ``hyperparams['estimator']`` (seed 001 setup)."""
+    hp = dict(hyperparams)
+    kind = hp.pop("estimator", None)
+    if kind == "random_forest":
+        clf = RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **hp)
+    elif kind == "xgboost":
+        hp.setdefault("eval_metric", "logloss")
+        hp.setdefault("tree_method", "hist")
+        clf = XGBClassifier(random_state=seed, n_jobs=n_jobs, **hp)
+    elif kind == "logistic_regression":
+        clf = LogisticRegression(random_state=seed, **hp)
+    else:
+        raise ValueError(
+            f"model {name!r}: 'estimator' must be random_forest, xgboost or "
+            f"logistic_regression, got {kind!r}"
+        )
+    return Pipeline([("scaler", StandardScaler()), ("clf", clf)])
+
+
+def require_columns(df: pd.DataFrame, cols: Sequence[str], table: str) -> None:
+    """Raise a ValueError naming the table and the missing columns."""
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"{table} lacks columns {missing}; has {list(df.columns)}")
+
+
+def build_meta_dataset(silver_xai: pd.DataFrame, silver_ood: pd.DataFrame) -> pd.DataFrame:
+    """One row per OOD prediction with the clean-image features of the same (image, adapter).
+
+    Target ``is_correct`` is the OOD correctness; the clean prediction's correctness is kept as
+    ``clean_is_correct``. Confidence features are the clean image's (a label-free baseline
+    measured on the same input as the XAI features), not the corrupted image's.
+    """
+    require_columns(silver_xai, [*KEYS, TARGET, *XAI_FEATURES, *CONFIDENCE_FEATURES], "silver_xai")
+    require_columns(silver_ood, [*KEYS, "corruption", "severity", TARGET], "silver_ood")
+    dup = silver_xai.duplicated(list(KEYS))
+    if dup.any():
+        raise ValueError(f"silver_xai has {int(dup.sum())} duplicate (image_id, adapter_id) rows")
+    feats = [*XAI_FEATURES, *CONFIDENCE_FEATURES]
+    if OBJECT_SHARE_FEATURE in silver_xai.columns:
+        feats.append(OBJECT_SHARE_FEATURE)
+    extra = [c for c in ("label",) if c in silver_xai.columns]
+    clean = silver_xai[[*KEYS, *feats, *extra, TARGET]].rename(columns={TARGET: "clean_is_correct"})
+    ood_cols = [*KEYS, "corruption", "severity"]
+    if "severity_value" in silver_ood.columns:
+        ood_cols.append("severity_value")
+    ood = silver_ood[[*ood_cols, TARGET]]
+    meta = ood.merge(clean, on=list(KEYS), how="inner", validate="many_to_one")
+    if len(meta) < len(ood):
+        logger.warning(
+            "build_meta_dataset: %d of %d OOD rows have no clean features and are dropped",
+            len(ood) - len(meta),
+            len(ood),
+        )
+    meta[TARGET] = meta[TARGET].astype(bool)
+    meta["clean_is_correct"] = meta["clean_is_correct"].astype(bool)
+    return meta.reset_index(drop=True)
+
+
+def default_feature_sets(
+    meta_df: pd.DataFrame, include_object_share: bool = True
+) -> dict[str, list[str]]:
+    """XAI, CONFIDENCE and XAI+CONFIDENCE feature lists.
+
+    ``object_attention_share`` joins XAI only when the column has no NaN: a partly missing
+    column would force the sets onto different rows and make their AUCs incomparable.
+    """
+    xai = list(XAI_FEATURES)
+    if include_object_share and OBJECT_SHARE_FEATURE in meta_df.columns:
+        col = meta_df[OBJECT_SHARE_FEATURE]
+        if col.notna().all() and len(col):
+            xai.append(OBJECT_SHARE_FEATURE)
+        elif col.notna().any():
+            logger.warning(
+                "%s is missing for %d rows; left out of the XAI feature set",
+                OBJECT_SHARE_FEATURE,
+                int(col.isna().sum()),
+            )
+    conf = list(CONFIDENCE_FEATURES)
+    return {XAI_SET: xai, CONFIDENCE_SET: conf, XAI_CONFIDENCE_SET: xai + conf}
+
+
+def grouped_folds(
+    groups: Any, n_splits: int = 5, y: Any = None, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds (train_idx, test_idx) in which no group (image) is on both sides.
+
+    With ``y`` the folds are also stratified (StratifiedGroupKFold), else GroupKFold.
+    """
+    groups = np.asarray(groups)
+    n_groups = pd.unique(groups).size
+    if n_splits < 2:
+        raise ValueError(f"n_splits must be >= 2, got {n_splits}")
+    if n_groups < n_splits:
+        raise ValueError(f"need at least n_splits={n_splits} distinct groups, got {n_groups}")
+    dummy = np.zeros((groups.size, 1))
+    if y is None:
+        splitter = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return [(tr, te) for tr, te in splitter.split(dummy, groups=groups)]
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return [(tr, te) for tr, te in splitter.split(dummy, np.asarray(y), groups=groups)]
+
+
+def _proba(est: Pipeline, X: np.ndarray) -> np.ndarray:
+    return est.predict_proba(X)[:, 1]
+
+
+def _cv_auc(
+    make: Any, X: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[float, float, np.ndarray]:
+    """Fold AUC mean/std (nan-aware) and the out-of-fold scores."""
+    aucs, oof = [], np.full(y.size, np.nan)
+    for tr, te in folds:
+        est = make().fit(X[tr], y[tr])
+        oof[te] = _proba(est, X[te])
+        aucs.append(roc_auc(y[te], oof[te]))
+    arr = np.asarray(aucs, dtype=float)
+    if np.isnan(arr).any():
+        n_bad = int(np.isnan(arr).sum())
+        logger.warning(
+            "%d of %d CV folds had a single class; their AUC is skipped", n_bad, arr.size
+        )
+    if np.isnan(arr).all():
+        return float("nan"), float("nan"), oof
+    return float(np.nanmean(arr)), float(np.nanstd(arr)), oof
+
+
+def _holdout_split(
+    y: np.ndarray, test_size: float, seed: int, caller: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Seed 001's stratified train/test split, or None (logged) when the target is degenerate
+    (all correct, all wrong, or too few of one class to put some on both sides)."""
+    minority = int(min(y.sum(), y.size - y.sum())) if y.size else 0
+    if minority >= 2:
+        try:
+            idx = np.arange(y.size)
+            tr, te = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+            return tr, te
+        except ValueError as exc:
+            reason = str(exc)
+    else:
+        reason = f"{minority} rows in the minority class"
+    logger.warning("%s: degenerate target (%d rows; %s); results are NaN", caller, y.size, reason)
+    return None
+
+
+def _nan_row(model: str, set_name: str, feats: list[str], baseline: str, scheme: str) -> dict:
+    row: dict[str, Any] = dict.fromkeys(COMPARISON_COLUMNS, float("nan"))
+    row.update(
+        model=model,
+        feature_set=set_name,
+        baseline_feature_set=baseline,
+        n_features=len(feats),
+        features=",".join(feats),
+        cv_scheme=scheme,
+    )
+    return row
+
+
+def _check_features(meta_df: pd.DataFrame, feats: list[str], set_name: str) -> np.ndarray:
+    require_columns(meta_df, feats, f"meta dataset (feature set {set_name!r})")
+    X = meta_df[feats].to_numpy(dtype=float)
+    bad = [f for f, col in zip(feats, X.T, strict=True) if not np.isfinite(col).all()]
+    if bad:
+        raise ValueError(f"feature set {set_name!r}: features {bad} contain NaN/inf values")
+    return X
+
+
+def compare_classifiers(
+    meta_df: pd.DataFrame,
+    feature_sets: Mapping[str, Sequence[str]] | None = None,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    return_scores: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Every feature set x model: seed-001 metrics plus grouped CV, bootstrap CIs and AUC gains.
+
+    - holdout (seed 001): stratified 80/20 split; accuracy/precision/recall/f1 at the model's
+      default threshold, ROC-AUC with a 95 % cluster-bootstrap CI (images resampled);
+    - ``cv_auc_*``: 5-fold StratifiedKFold over rows (seed 001's protocol; leaks images);
+    - ``grouped_cv_auc_*``: 5-fold StratifiedGroupKFold by image_id; ``grouped_oof_auc`` is
+      the AUC of the pooled out-of-fold scores with a cluster-bootstrap CI;
+    - ``auc_gain_vs_baseline``: grouped OOF AUC of this set minus that of the baseline set
+      (same model), with a paired cluster-bootstrap CI.
+    The split and folds are shared by all sets and models, so the comparisons are paired.
+    With ``return_scores`` also returns the test-set and grouped out-of-fold scores (long form).
+    """
+    p = resolve_meta_params(params)
+    require_columns(meta_df, [TARGET, GROUP], "meta dataset")
+    if feature_sets is None:
+        feature_sets = default_feature_sets(meta_df, p["include_object_share"])
+    sets = {name: list(feats) for name, feats in feature_sets.items()}
+    if not sets or not all(sets.values()):
+        raise ValueError(f"feature_sets must be non-empty lists of columns, got {sets}")
+    baseline = p["baseline_feature_set"]
+    k = int(p["cv_folds"])
+    scheme = (
+        f"holdout: stratified {1 - p['test_size']:.0%}/{p['test_size']:.0%}; "
+        f"cv: StratifiedKFold({k}); grouped_cv: StratifiedGroupKFold({k}, groups={GROUP})"
+    )
+    boot = {"n_boot": int(p["n_bootstrap"]), "alpha": float(p["ci_alpha"]), "seed": seed}
+    y = meta_df[TARGET].to_numpy(dtype=bool).astype(int)
+    groups = meta_df[GROUP].to_numpy()
+    X_by_set = {name: _check_features(meta_df, feats, name) for name, feats in sets.items()}
+    rows: list[dict[str, Any]] = []
+    score_parts: list[pd.DataFrame] = []
+
+    split = _holdout_split(y, p["test_size"], seed, "compare_classifiers")
+    if split is None:
+        for name, feats in sets.items():
+            rows += [_nan_row(m, name, feats, baseline, scheme) for m in p["model_names"]]
+        out = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+        return (out, pd.DataFrame(columns=list(SCORE_COLUMNS))) if return_scores else out
+    tr, te = split
+    idx = np.arange(y.size)
+    cv_folds = grouped_cv = None
+    try:
+        cv_folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(idx, y))
+    except ValueError as exc:
+        logger.warning("StratifiedKFold impossible (%s); cv_auc is NaN", exc)
+    try:
+        grouped_cv = grouped_folds(groups, k, y, seed)
+    except ValueError as exc:
+        logger.warning("grouped CV impossible (%s); grouped metrics are NaN", exc)
+
+    oof_scores: dict[tuple[str, str], np.ndarray] = {}
+    for set_name, feats in sets.items():
+        X = X_by_set[set_name]
+        for model_name in p["model_names"]:
+            hp = p["models"][model_name]
+
+            def make(hp: Mapping[str, Any] = hp, name: str = model_name) -> Pipeline:
+                return make_model(name, hp, seed, p["n_jobs"])
+
+            row = _nan_row(model_name, set_name, feats, baseline, scheme)
+            est = make().fit(X[tr], y[tr])
+            score = _proba(est, X[te])
+            pred = est.predict(X[te])
+            row.update(
+                accuracy=accuracy_score(y[te], pred),
+                roc_auc=roc_auc(y[te], score),
+                f1=f1_score(y[te], pred, zero_division=0),
+                precision=precision_score(y[te], pred, zero_division=0),
+                recall=recall_score(y[te], pred, zero_division=0),
+                n_train=tr.size,
+                n_test=te.size,
+            )
+            row["roc_auc_ci_low"], row["roc_auc_ci_high"] = bootstrap_auc_ci(
+                y[te], score, groups=groups[te], **boot
+            )
+            score_parts.append(_score_frame(set_name, model_name, "test", te, groups, y, score))
+            if cv_folds is not None:
+                row["cv_auc_mean"], row["cv_auc_std"], _ = _cv_auc(make, X, y, cv_folds)
+            if grouped_cv is not None:
+                mean, std, oof = _cv_auc(make, X, y, grouped_cv)
+                row["grouped_cv_auc_mean"], row["grouped_cv_auc_std"] = mean, std
+                row["grouped_oof_auc"] = roc_auc(y, oof)
+                row["grouped_oof_auc_ci_low"], row["grouped_oof_auc_ci_high"] = bootstrap_auc_ci(
+                    y, oof, groups=groups, **boot
+                )
+                oof_scores[(set_name, model_name)] = oof
+                score_parts.append(
+                    _score_frame(set_name, model_name, "grouped_oof", idx, groups, y, oof)
+                )
+            rows.append(row)
+            logger.info(
+                "meta-learner %s on %s: holdout AUC %.3f, grouped CV AUC %.3f",
+                model_name,
+                set_name,
+                row["roc_auc"],
+                row["grouped_cv_auc_mean"],
+            )
+
+    for row in rows:
+        base = oof_scores.get((baseline, row["model"]))
+        ext = oof_scores.get((row["feature_set"], row["model"]))
+        if base is None or ext is None or row["feature_set"] == baseline:
+            continue
+        row["auc_gain_vs_baseline"] = roc_auc(y, ext) - roc_auc(y, base)
+        row["auc_gain_ci_low"], row["auc_gain_ci_high"] = bootstrap_auc_ci(
+            y, ext, base, groups=groups, **boot
+        )
+    out = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    if not return_scores:
+        return out
+    return out, pd.concat(score_parts, ignore_index=True)
+
+
+def _score_frame(
+    set_name: str,
+    model: str,
+    split: str,
+    rows: np.ndarray,
+    groups: np.ndarray,
+    y: np.ndarray,
+    score: np.ndarray,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "feature_set": set_name,
+            "model": model,
+            "split": split,
+            "row": rows,
+            "image_id": groups[rows],
+            "y_true": y[rows].astype(bool),
+            "y_score": np.asarray(score, dtype=float),
+        }
+    )
+
+
+def _xgb_gain(est: Pipeline, n_features: int) -> np.ndarray:
+    """XGBoost gain importance per input column, normalised to sum 1 (unused features = 0)."""
+    gain = est.named_steps["clf"].get_booster().get_score(importance_type="gain")
+    vec = np.array([gain.get(f"f{i}", 0.0) for i in range(n_features)], dtype=float)
+    total = vec.sum()
+    return vec / total if total > 0 else np.full(n_features, np.nan)
+
+
+def feature_importance(
+    meta_df: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Seed 001's importance table on the same stratified 80/20 split as compare_classifiers.
+
+    xgb_importance: XGBoost (the "XGBoost" model) gain, normalised to sum 1; rf_importance:
+    RandomForest impurity importance; perm_importance/perm_std: sklearn permutation importance
+    of ``permutation_model`` on the test split, scored by ``permutation_scoring`` (seed 001:
+    accuracy drop); lr_coef/lr_odds_ratio: LogisticRegression coefficient on standardised
+    features and exp(coef). Sorted by perm_importance, as in seed 001.
+    """
+    p = resolve_meta_params(params)
+    if features is None:
+        features = default_feature_sets(meta_df, p["include_object_share"])[XAI_SET]
+    feats = list(features)
+    X = _check_features(meta_df, feats, "importance")
+    y = meta_df[TARGET].to_numpy(dtype=bool).astype(int)
+    out = pd.DataFrame({"feature": feats})
+    for col in IMPORTANCE_COLUMNS[1:]:
+        out[col] = np.nan
+    split = _holdout_split(y, p["test_size"], seed, "feature_importance")
+    if split is None:
+        return out
+    tr, te = split
+    fitted: dict[str, Pipeline] = {}
+
+    def fit(name: str) -> Pipeline:
+        if name not in p["models"]:
+            raise ValueError(f"feature_importance needs a model named {name!r} in params")
+        if name not in fitted:
+            fitted[name] = make_model(name, p["models"][name], seed, p["n_jobs"]).fit(X[tr], y[tr])
+        return fitted[name]
+
+    out["xgb_importance"] = _xgb_gain(fit("XGBoost"), len(feats))
+    out["rf_importance"] = fit("RandomForest").named_steps["clf"].feature_importances_
+    coef = fit("LogisticRegression").named_steps["clf"].coef_[0]
+    out["lr_coef"] = coef
+    out["lr_odds_ratio"] = np.exp(coef)
+    if np.unique(y[te]).size < 2 and p["permutation_scoring"] == "roc_auc":
+        logger.warning("feature_importance: test split has one class; permutation AUC is NaN")
+    else:
+        perm = permutation_importance(
+            fit(p["permutation_model"]),
+            X[te],
+            y[te],
+            scoring=p["permutation_scoring"],
+            n_repeats=int(p["permutation_repeats"]),
+            random_state=seed,
+            n_jobs=p["n_jobs"],
+        )
+        out["perm_importance"] = perm.importances_mean
+        out["perm_std"] = perm.importances_std
+    return out.sort_values("perm_importance", ascending=False, kind="stable").reset_index(drop=True)

@@ -1,0 +1,446 @@
+"""The offline default dataset: shapes on textured backgrounds, with exact object masks.
+
+Class = shape family; colour, scale, rotation and position vary per image. The background is one of
+a bank of high-frequency textures (stripes, checkerboards, dots, noise, gradients with fine
+ripples). In the ``train`` split only, a *spurious correlation* ties each class to "its" texture
+with probability ``spurious_correlation``, so a model can learn a background shortcut; the other
+splits are unbiased. Blur, noise and contrast corruptions wipe out these fine textures long before
+they hide a large solid shape, which is what makes the robustness question testable offline.
+
+Every image is generated from ``SeedSequence((seed, split, index))`` alone, so any single image
+can be regenerated without the others. Shapes are rasterised without anti-aliasing: the object
+mask *is* the set of pixels painted in the object colour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the drawing code changes, so stale datasets on disk are regenerated.
+GENERATOR_VERSION = 1
+SPLITS = ("pretrain", "train", "val", "test")
+MANIFEST_COLUMNS = ("rel_path", "mask_rel_path", "label", "label_name", "split", "texture_id")
+#: Texture sizes are given for 64-px images and scaled with ``image_size``.
+_REFERENCE_SIZE = 64.0
+_MAX_COLOUR_TRIES = 32
+
+
+# --------------------------------------------------------------------------------------------
+# Shape families: each maps shape-local coordinates (u, v), unit circumradius, to a bool mask.
+# --------------------------------------------------------------------------------------------
+def _regular_polygon(n: int, phase: float = math.pi / 2) -> np.ndarray:
+    angles = phase + 2 * math.pi * np.arange(n) / n
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def _star_polygon(points: int = 5, inner: float = 0.45) -> np.ndarray:
+    angles = math.pi / 2 + math.pi * np.arange(2 * points) / points
+    radii = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
+    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], axis=1)
+
+
+_ARROW = np.array(
+    [[-1.0, -0.25], [0.2, -0.25], [0.2, -0.65], [1.0, 0.0], [0.2, 0.65], [0.2, 0.25], [-1.0, 0.25]]
+)
+
+
+def _inside_polygon(u: np.ndarray, v: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule, vectorised over the pixel grid (polygons have a handful of vertices)."""
+    inside = np.zeros(u.shape, dtype=bool)
+    x0, y0 = poly[:, 0], poly[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    for ax, ay, bx, by in zip(x0, y0, x1, y1, strict=True):
+        if ay == by:
+            continue
+        crosses = (ay > v) != (by > v)
+        x_at = ax + (v - ay) * (bx - ax) / (by - ay)
+        inside ^= crosses & (u < x_at)
+    return inside
+
+
+ShapeFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+SHAPES: dict[str, ShapeFn] = {
+    "circle": lambda u, v: u * u + v * v <= 1.0,
+    "square": lambda u, v: np.maximum(np.abs(u), np.abs(v)) <= 0.75,
+    "triangle": lambda u, v: _inside_polygon(u, v, _regular_polygon(3)),
+    "star": lambda u, v: _inside_polygon(u, v, _star_polygon()),
+    "cross": lambda u, v: (
+        ((np.abs(u) <= 0.3) & (np.abs(v) <= 0.95)) | ((np.abs(u) <= 0.95) & (np.abs(v) <= 0.3))
+    ),
+    "ring": lambda u, v: (u * u + v * v <= 1.0) & (u * u + v * v >= 0.55**2),
+    "hexagon": lambda u, v: _inside_polygon(u, v, _regular_polygon(6, phase=0.0)),
+    "ellipse": lambda u, v: (u / 1.0) ** 2 + (v / 0.5) ** 2 <= 1.0,
+    "crescent": lambda u, v: (u * u + v * v <= 1.0) & ((u - 0.5) ** 2 + v * v > 0.8**2),
+    "arrow": lambda u, v: _inside_polygon(u, v, _ARROW),
+}
+SHAPE_NAMES: tuple[str, ...] = tuple(SHAPES)
+
+
+# --------------------------------------------------------------------------------------------
+# Texture bank: (family, parameters). Colours, phase and a small angle jitter are drawn per
+# image. Ordered from most to least blur-fragile: the first ``num_textures`` are used, and
+# class c is tied to texture c, so the default bank (8) holds no smooth gradient.
+# --------------------------------------------------------------------------------------------
+TEXTURES: tuple[tuple[str, dict[str, float]], ...] = (
+    ("stripes", {"angle": 0.0, "period": 4.0}),
+    ("checker", {"angle": 0.0, "cell": 3.0}),
+    ("dots", {"period": 6.0, "radius": 1.6}),
+    ("stripes", {"angle": 45.0, "period": 5.0}),
+    ("noise", {"cell": 1.0}),
+    ("stripes", {"angle": 90.0, "period": 4.0}),
+    ("checker", {"angle": 45.0, "cell": 4.0}),
+    ("stripes", {"angle": 135.0, "period": 6.0}),
+    ("gradient", {"angle": 30.0, "ripple": 3.0}),
+    ("noise", {"cell": 3.0}),
+    ("dots", {"period": 4.0, "radius": 1.0}),
+    ("gradient", {"angle": 120.0, "ripple": 5.0}),
+)
+
+
+def _texture(
+    family: str, params: dict[str, float], size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """A float field in [0, 1] (HxW) for one texture; 0/1 = the two texture colours."""
+    k = size / _REFERENCE_SIZE
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    jitter = math.radians(float(rng.uniform(-8.0, 8.0)))
+    angle = math.radians(params.get("angle", 0.0)) + jitter
+    along = xx * math.cos(angle) + yy * math.sin(angle)
+    across = -xx * math.sin(angle) + yy * math.cos(angle)
+    phase = float(rng.uniform(0.0, 1.0))
+    if family == "stripes":
+        return ((along / (params["period"] * k) + phase) % 1.0 < 0.5).astype(np.float64)
+    if family == "checker":
+        cell = params["cell"] * k
+        a = np.floor(along / cell + phase).astype(np.int64)
+        b = np.floor(across / cell + phase).astype(np.int64)
+        return ((a + b) % 2).astype(np.float64)
+    if family == "dots":
+        period = params["period"] * k
+        du = (xx / period + phase) % 1.0 - 0.5
+        dv = (yy / period + phase) % 1.0 - 0.5
+        return ((du * du + dv * dv) * period * period <= (params["radius"] * k) ** 2).astype(
+            np.float64
+        )
+    if family == "noise":
+        cell = max(1, round(params["cell"] * k))
+        n = -(-size // cell)
+        coarse = rng.random((n, n))
+        return np.kron(coarse, np.ones((cell, cell)))[:size, :size]
+    if family == "gradient":
+        ramp = (along - along.min()) / max(float(np.ptp(along)), 1e-9)
+        ripple = 0.5 + 0.5 * np.sin(2 * math.pi * (across / (params["ripple"] * k) + phase))
+        return 0.7 * ramp + 0.3 * ripple
+    raise ValueError(f"unknown texture family {family!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+@dataclass
+class SyntheticConfig:
+    """Everything that determines the dataset; its :meth:`fingerprint` names a generated copy."""
+
+    num_classes: int = 6
+    image_size: int = 64
+    images_per_class: dict[str, int] = field(
+        default_factory=lambda: {"pretrain": 60, "train": 60, "val": 20, "test": 30}
+    )
+    spurious_correlation: float = 0.9
+    num_textures: int = 8
+    seed: int = 0
+    scale_range: tuple[float, float] = (0.22, 0.36)  # object circumradius / image side
+    rotation_range: tuple[float, float] = (0.0, 360.0)  # degrees
+    position_jitter: float = 0.12  # max centre offset / image side (kept inside the frame)
+    min_colour_distance: float = 90.0  # object vs texture colours, Euclidean on 0..255 RGB
+    min_texture_contrast: float = 60.0  # between the two texture colours, so the pattern shows
+    noise: float = 0.0  # std of additive Gaussian pixel noise (0..255 scale); 0 = none
+
+    def __post_init__(self) -> None:
+        self.images_per_class = {str(k): int(v) for k, v in dict(self.images_per_class).items()}
+        self.scale_range = (float(self.scale_range[0]), float(self.scale_range[1]))
+        self.rotation_range = (float(self.rotation_range[0]), float(self.rotation_range[1]))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear message for any impossible setting."""
+        if not 2 <= self.num_classes <= len(SHAPES):
+            raise ValueError(
+                f"num_classes must be in 2..{len(SHAPES)} (shape families: {', '.join(SHAPES)}),"
+                f" got {self.num_classes}"
+            )
+        if not self.num_classes <= self.num_textures <= len(TEXTURES):
+            raise ValueError(
+                f"num_textures must be in num_classes..{len(TEXTURES)}"
+                f" ({self.num_classes}..{len(TEXTURES)}), got {self.num_textures}"
+            )
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be >= 16, got {self.image_size}")
+        unknown = set(self.images_per_class) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"images_per_class has unknown splits {sorted(unknown)}; use {SPLITS}")
+        if any(v < 0 for v in self.images_per_class.values()):
+            raise ValueError(f"images_per_class must be >= 0, got {self.images_per_class}")
+        if not 0.0 <= self.spurious_correlation <= 1.0:
+            raise ValueError(
+                f"spurious_correlation must be in [0, 1], got {self.spurious_correlation}"
+            )
+        lo, hi = self.scale_range
+        if not 0.0 < lo <= hi <= 0.5:
+            raise ValueError(
+                f"scale_range must satisfy 0 < lo <= hi <= 0.5, got {self.scale_range}"
+            )
+        if self.rotation_range[0] > self.rotation_range[1]:
+            raise ValueError(
+                f"rotation_range must be (lo, hi) with lo <= hi, got {self.rotation_range}"
+            )
+        if not 0.0 <= self.position_jitter <= 0.5:
+            raise ValueError(f"position_jitter must be in [0, 0.5], got {self.position_jitter}")
+        if min(self.noise, self.min_colour_distance, self.min_texture_contrast) < 0:
+            raise ValueError("noise, min_colour_distance and min_texture_contrast must be >= 0")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SyntheticConfig:
+        """Build from a (parameters.yml) dict; unknown keys are an error, not silently ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(
+                f"unknown SyntheticConfig keys {sorted(unknown)}; known: {sorted(known)}"
+            )
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict (tuples become lists) that :meth:`from_dict` accepts back."""
+        d = asdict(self)
+        d["scale_range"] = list(self.scale_range)
+        d["rotation_range"] = list(self.rotation_range)
+        return d
+
+    def fingerprint(self) -> str:
+        """Stable hash of the config and the generator version (16 hex)."""
+        payload = json.dumps(
+            {"config": self.to_dict(), "generator_version": GENERATOR_VERSION}, sort_keys=True
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return SHAPE_NAMES[: self.num_classes]
+
+    def count(self, split: str) -> int:
+        """Number of images of a split (all classes)."""
+        return self.images_per_class.get(split, 0) * self.num_classes
+
+
+# --------------------------------------------------------------------------------------------
+# One image
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SampleSpec:
+    """Every random choice behind one image; rendering it is deterministic."""
+
+    label: int
+    texture_id: int
+    texture: np.ndarray  # HxWx3 uint8 background
+    object_colour: tuple[int, int, int]
+    centre: tuple[float, float]  # (x, y) in pixels
+    radius: float  # pixels
+    rotation: float  # radians
+    noise: np.ndarray | None  # HxWx3 float additive noise, or None
+
+
+def _split_code(split: str) -> int:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return int.from_bytes(hashlib.sha256(split.encode()).digest()[:4], "big")
+
+
+def sample_spec(config: SyntheticConfig, split: str, index: int) -> SampleSpec:
+    """Draw the random choices of image ``index`` of ``split`` (label = index mod num_classes)."""
+    code = _split_code(split)
+    n = config.count(split)
+    if not 0 <= index < n:
+        raise IndexError(f"index {index} out of range for split {split!r} with {n} images")
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, code, index]))
+    size = config.image_size
+    label = index % config.num_classes
+    if split == "train" and rng.random() < config.spurious_correlation:
+        texture_id = label % config.num_textures
+    else:
+        texture_id = int(rng.integers(config.num_textures))
+    family, params = TEXTURES[texture_id]
+    field_ = _texture(family, params, size, rng)
+    first = rng.integers(0, 256, size=(1, 3)).astype(np.float64)
+    colours = np.stack([first[0], _far_colour(rng, first, config.min_texture_contrast)])
+    texture = (colours[0] * (1.0 - field_[..., None]) + colours[1] * field_[..., None]).round()
+    object_colour = tuple(int(x) for x in _far_colour(rng, colours, config.min_colour_distance))
+    lo, hi = config.scale_range
+    radius = float(rng.uniform(lo, hi)) * size
+    rotation = math.radians(float(rng.uniform(*config.rotation_range)))
+    room = max(0.0, size / 2.0 - radius)
+    jitter = min(config.position_jitter * size, room)
+    centre = (
+        size / 2.0 + float(rng.uniform(-jitter, jitter)),
+        size / 2.0 + float(rng.uniform(-jitter, jitter)),
+    )
+    noise = rng.normal(0.0, config.noise, size=(size, size, 3)) if config.noise > 0 else None
+    return SampleSpec(
+        label=label,
+        texture_id=texture_id,
+        texture=texture.astype(np.uint8),
+        object_colour=object_colour,
+        centre=centre,
+        radius=radius,
+        rotation=rotation,
+        noise=noise,
+    )
+
+
+def _far_colour(rng: np.random.Generator, others: np.ndarray, min_distance: float) -> np.ndarray:
+    """A random RGB colour at least ``min_distance`` from every row of ``others`` (best of
+    :data:`_MAX_COLOUR_TRIES` draws when that is impossible), so object and pattern stay visible."""
+    best, best_dist = None, -1.0
+    for _ in range(_MAX_COLOUR_TRIES):
+        c = rng.integers(0, 256, size=3).astype(np.float64)
+        dist = float(np.min(np.linalg.norm(others - c, axis=1)))
+        if dist >= min_distance:
+            return c
+        if dist > best_dist:
+            best, best_dist = c, dist
+    return best
+
+
+def object_mask(spec: SampleSpec, size: int, shape: str) -> np.ndarray:
+    """Rasterise the shape (pixel centres, no anti-aliasing) -> HxW bool."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    dx, dy = xx - spec.centre[0], yy - spec.centre[1]
+    cos, sin = math.cos(spec.rotation), math.sin(spec.rotation)
+    u = (dx * cos + dy * sin) / spec.radius
+    v = (-dx * sin + dy * cos) / spec.radius
+    return SHAPES[shape](u, v)
+
+
+def render(
+    spec: SampleSpec, config: SyntheticConfig, background: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Composite the object colour through its mask onto the texture (or ``background``)."""
+    size = config.image_size
+    mask = object_mask(spec, size, config.class_names[spec.label])
+    base = spec.texture if background is None else np.asarray(background, dtype=np.uint8)
+    rgb = np.where(mask[..., None], np.asarray(spec.object_colour, dtype=np.uint8), base)
+    if spec.noise is not None:
+        rgb = np.clip(np.rint(rgb.astype(np.float64) + spec.noise), 0, 255)
+    return rgb.astype(np.uint8), mask.astype(np.uint8)
+
+
+def generate_image(
+    config: SyntheticConfig, split: str, index: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """-> (rgb HxWx3 uint8, mask HxW uint8 0/1, label, texture_id), from (seed, split, index)."""
+    spec = sample_spec(config, split, index)
+    rgb, mask = render(spec, config)
+    return rgb, mask, spec.label, spec.texture_id
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the dataset
+# --------------------------------------------------------------------------------------------
+def write_synthetic_dataset(root: Path | str, config: SyntheticConfig) -> pd.DataFrame:
+    """Write images, masks (0/255) and ``manifest.csv`` under ``root``; return the manifest.
+
+    ``root`` belongs to the generator: its ``images/`` and ``masks/`` are replaced on
+    regeneration. ``manifest.json`` (with the config fingerprint) is written last, so an
+    interrupted run is regenerated next time; a matching one skips the work.
+    """
+    root = Path(root)
+    fingerprint = config.fingerprint()
+    marker = root / "manifest.json"
+    csv_path = root / "manifest.csv"
+    if marker.is_file() and csv_path.is_file():
+        try:
+            existing = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            existing = {}
+        if existing.get("fingerprint") == fingerprint:
+            logger.info("Synthetic dataset %s is up to date (fingerprint %s)", root, fingerprint)
+            return _read_manifest(csv_path)
+        logger.info("Synthetic dataset config changed; regenerating %s", root)
+
+    root.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)  # from here on, an interruption means "regenerate"
+    csv_path.unlink(missing_ok=True)
+    staging = root / ".staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    rows = []
+    total = sum(config.count(s) for s in SPLITS)
+    logger.info(
+        "Generating %d synthetic images (%d classes) into %s", total, config.num_classes, root
+    )
+    with tqdm(total=total, desc="synthetic images", disable=None) as bar:
+        for split in SPLITS:
+            for index in range(config.count(split)):
+                rgb, mask, label, texture_id = generate_image(config, split, index)
+                name = config.class_names[label]
+                rel = f"images/{name}/{split}_{index:05d}.png"
+                mask_rel = f"masks/{name}/{split}_{index:05d}.png"
+                _save_png(rgb, staging / rel)
+                _save_png(mask * np.uint8(255), staging / mask_rel)
+                rows.append((rel, mask_rel, label, name, split, texture_id))
+                bar.update(1)
+    for sub in ("images", "masks"):
+        target = root / sub
+        if target.exists():
+            shutil.rmtree(target)
+        if (staging / sub).exists():
+            (staging / sub).rename(target)
+        else:
+            target.mkdir()
+    shutil.rmtree(staging, ignore_errors=True)
+    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    manifest.to_csv(csv_path, index=False)
+    marker.write_text(
+        json.dumps(
+            {"fingerprint": fingerprint, "config": config.to_dict(), "num_images": len(manifest)},
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    logger.info("Wrote %d synthetic images to %s", len(manifest), root)
+    return _read_manifest(csv_path)
+
+
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, format="PNG")
+
+
+def _read_manifest(path: Path) -> pd.DataFrame:
+    return pd.read_csv(
+        path,
+        dtype={
+            "rel_path": str,
+            "mask_rel_path": str,
+            "label": np.int64,
+            "label_name": str,
+            "split": str,
+            "texture_id": np.int64,
+        },
+        keep_default_na=False,
+    )

@@ -1,0 +1,93 @@
+"""Heatmap metrics (seed 001 formulas), batched over rows; any explainer's heatmap works.
+
+Inputs are torch tensors or numpy arrays [B, N]; outputs are float64 tensors [B] on the input's
+device. Heatmaps are renormalised to sum 1 per row first, so raw attention also works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _rows(h: torch.Tensor | np.ndarray, name: str = "heatmap") -> torch.Tensor:
+    t = torch.as_tensor(h).to(torch.float64)
+    if t.ndim != 2 or t.shape[1] == 0:
+        raise ValueError(f"{name} must be [B, N] with N >= 1, got shape {tuple(t.shape)}")
+    if bool((t < 0).any()):
+        raise ValueError(f"{name} has negative entries; a heatmap is a distribution")
+    return t
+
+
+def _normalised(t: torch.Tensor) -> torch.Tensor:
+    total = t.sum(dim=1, keepdim=True)
+    if bool((total <= 0).any()):
+        raise ValueError("heatmap row sums to zero; cannot normalise")
+    return t / total
+
+
+def attention_entropy(h: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Normalised Shannon entropy -sum p log2 p / log2 N, 0 log 0 = 0: 0 focused ... 1 uniform.
+
+    N = 1 has no spread to measure; it returns 0.
+    """
+    p = _normalised(_rows(h))
+    n = p.shape[1]
+    if n == 1:
+        return torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
+    return torch.special.entr(p).sum(dim=1) / np.log(n)  # entr is in nats; the ratio is base-free
+
+
+def gini(h: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Seed 001's Gini: S = 1 - (2/N) sum_{i=1..N} (N - i + 0.5) p_(i), p ascending, sum 1.
+
+    Uniform -> 0, one-hot -> 1 - 1/N.
+    """
+    p = torch.sort(_normalised(_rows(h)), dim=1).values
+    n = p.shape[1]
+    i = torch.arange(1, n + 1, dtype=p.dtype, device=p.device)
+    return 1.0 - (2.0 / n) * ((n - i + 0.5) * p).sum(dim=1)
+
+
+def normalised_auc(curve: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Trapezoid area of [B, K+1] curves sampled at x = 0, 1/K, ..., 1 (the x-range is 1).
+
+    The deletion curve is a probability ratio f(perturbed)/f(original) and is NOT clipped: it
+    exceeds 1 where removing patches raises the target probability, and so may its AUC.
+    """
+    y = torch.as_tensor(curve).to(torch.float64)
+    if y.ndim != 2 or y.shape[1] < 2:
+        raise ValueError(f"curve must be [B, K+1] with K >= 1, got shape {tuple(y.shape)}")
+    k = y.shape[1] - 1
+    return (y.sum(dim=1) - 0.5 * (y[:, 0] + y[:, -1])) / k
+
+
+def patch_object_fraction(
+    masks: torch.Tensor | np.ndarray, grid: int | tuple[int, int]
+) -> torch.Tensor:
+    """[B, H, W] 0/1 masks -> [B, gh * gw] fraction of object pixels under each patch.
+
+    The image is resized to the model input and split into a regular grid, so patch i covers the
+    same relative region of the original; averaging the mask over that region (adaptive average
+    pooling) gives its object fraction without resampling artefacts.
+    """
+    m = torch.as_tensor(masks)
+    if m.ndim != 3:
+        raise ValueError(f"masks must be [B, H, W], got shape {tuple(m.shape)}")
+    gh, gw = (grid, grid) if isinstance(grid, int) else grid
+    frac = F.adaptive_avg_pool2d((m > 0).to(torch.float64)[:, None], (gh, gw))
+    return frac.reshape(m.shape[0], gh * gw)
+
+
+def object_attention_share(
+    h: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray, grid: int | tuple[int, int]
+) -> torch.Tensor:
+    """Share of the heatmap on the object: sum_i p_i * (object fraction of patch i), in [0, 1]."""
+    p = _normalised(_rows(h))
+    frac = patch_object_fraction(masks, grid).to(p.device)
+    if frac.shape != p.shape:
+        raise ValueError(
+            f"heatmap {tuple(p.shape)} does not match the mask grid {tuple(frac.shape)}"
+        )
+    return (p * frac).sum(dim=1)

@@ -1,0 +1,1 @@
+"""One folder per pipeline, found by `find_pipelines`."""

@@ -1,0 +1,82 @@
+"""Thin nodes around `core.meta`: Silver (Spark) -> Gold tables (pandas), plots, report."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+from pyspark.sql import DataFrame
+
+from xai_kedro.core.meta import plots
+from xai_kedro.core.meta.gold import build_gold_tables
+from xai_kedro.core.meta.report import summary_report
+
+logger = logging.getLogger(__name__)
+
+GOLD_TABLES = (
+    "correlations",
+    "classifier_comparison",
+    "feature_importance",
+    "adapter_summary",
+    "degradation",
+    "qualitative_summary",
+    "quantitative_summary",
+    "xai_feature_ranking",
+    "adapter_ranking",
+    "worst_corruption",
+    "accuracy_estimation",
+    "classifier_scores",
+)
+# Built by this pipeline (degradation comes from the ood pipeline).
+BUILT_HERE = tuple(name for name in GOLD_TABLES if name != "degradation")
+
+
+def build_gold(
+    silver_xai: DataFrame,
+    silver_ood: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    degradation: pd.DataFrame,
+    params: dict[str, Any],
+    seed: int,
+) -> tuple[pd.DataFrame, ...]:
+    """Join the Silver tables on the driver (they are narrow) and compute every Gold table."""
+    xai = silver_xai.drop("heatmap").toPandas()
+    ood = silver_ood.toPandas()
+    logger.info("Gold from %d clean and %d corrupted predictions", len(xai), len(ood))
+    tables = build_gold_tables(
+        xai,
+        ood,
+        adapter_zoo,
+        meta_params=params.get("meta_learners"),
+        estimation_params=params.get("accuracy_estimation"),
+        seed=seed,
+        degradation_table=degradation,
+    )
+    return tuple(tables[name] for name in BUILT_HERE)
+
+
+def plot_correlations(correlations: pd.DataFrame) -> Figure:
+    return plots.correlation_bars(correlations)
+
+
+def plot_roc_curves(classifier_scores: pd.DataFrame) -> Figure:
+    return plots.roc_curves(classifier_scores)
+
+
+def plot_feature_importance(feature_importance: pd.DataFrame) -> Figure:
+    return plots.feature_importance_plot(feature_importance)
+
+
+def plot_adapter_ranking(adapter_ranking: pd.DataFrame) -> Figure:
+    return plots.adapter_ranking_plot(adapter_ranking)
+
+
+def plot_accuracy_estimation(accuracy_estimation: pd.DataFrame) -> Figure:
+    return plots.accuracy_estimation_plot(accuracy_estimation)
+
+
+def write_report(*tables: pd.DataFrame) -> str:
+    """Markdown findings written from the numbers of the Gold tables."""
+    return summary_report(dict(zip(GOLD_TABLES, tables, strict=True)))

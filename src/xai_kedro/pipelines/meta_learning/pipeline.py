@@ -1,0 +1,45 @@
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import (
+    BUILT_HERE,
+    GOLD_TABLES,
+    build_gold,
+    plot_accuracy_estimation,
+    plot_adapter_ranking,
+    plot_correlations,
+    plot_feature_importance,
+    plot_roc_curves,
+    write_report,
+)
+
+PLOTS = {
+    "correlations_plot": (plot_correlations, "correlations"),
+    "roc_curves_plot": (plot_roc_curves, "classifier_scores"),
+    "feature_importance_plot": (plot_feature_importance, "feature_importance"),
+    "adapter_ranking_plot": (plot_adapter_ranking, "adapter_ranking"),
+    "accuracy_estimation_plot": (plot_accuracy_estimation, "accuracy_estimation"),
+}
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    nodes = [
+        node(
+            build_gold,
+            inputs=[
+                "silver_xai",
+                "silver_ood",
+                "adapter_zoo",
+                "degradation",
+                "params:meta_learning",
+                "params:seed",
+            ],
+            outputs=list(BUILT_HERE),
+            name="build_gold_tables",
+        ),
+        *[
+            node(func, inputs=table, outputs=output, name=f"plot_{table}")
+            for output, (func, table) in PLOTS.items()
+        ],
+        node(write_report, inputs=list(GOLD_TABLES), outputs="summary_report", name="write_report"),
+    ]
+    return pipeline(nodes)

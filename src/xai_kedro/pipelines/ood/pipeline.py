@@ -1,0 +1,34 @@
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import compute_silver_ood, degradation_table, plot_degradation
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                compute_silver_ood,
+                inputs=[
+                    "bronze_images",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "params:ood",
+                    "params:backbone",
+                ],
+                outputs="silver_ood",
+                name="compute_silver_ood",
+            ),
+            node(
+                degradation_table,
+                inputs=["silver_xai", "silver_ood", "adapter_zoo"],
+                outputs="degradation",
+                name="degradation_table",
+            ),
+            node(
+                plot_degradation,
+                inputs="degradation",
+                outputs="degradation_plot",
+                name="plot_degradation",
+            ),
+        ]
+    )

@@ -1,0 +1,124 @@
+"""Thin nodes: Bronze x zoo -> `silver_xai` (iterator Pandas UDF), failure gallery."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from xai_kedro.core.bronze import masks_from_rows, pixels_from_rows
+from xai_kedro.core.gallery import failure_figure
+from xai_kedro.core.xai_engine import XAI_COLUMNS, XAIConfig, compute_xai
+from xai_kedro.spark.zoo import check_exactly_once, count_split, run_zoo
+
+logger = logging.getLogger(__name__)
+
+SILVER_XAI_SCHEMA = T.StructType(
+    [
+        T.StructField("image_id", T.StringType(), False),
+        T.StructField("adapter_id", T.StringType(), False),
+        T.StructField("label", T.IntegerType(), False),
+        T.StructField("target_class", T.IntegerType(), False),
+        T.StructField("pred", T.IntegerType(), False),
+        T.StructField("confidence", T.DoubleType(), False),
+        T.StructField("margin", T.DoubleType(), False),
+        T.StructField("pred_entropy", T.DoubleType(), False),
+        T.StructField("is_correct", T.BooleanType(), False),
+        T.StructField("attn_entropy", T.DoubleType(), False),
+        T.StructField("gini", T.DoubleType(), False),
+        T.StructField("deletion_auc", T.DoubleType(), False),
+        T.StructField("insertion_auc", T.DoubleType(), False),
+        T.StructField("object_attention_share", T.DoubleType(), True),
+        T.StructField("heatmap", T.ArrayType(T.FloatType(), False), True),
+    ]
+)
+assert SILVER_XAI_SCHEMA.fieldNames()[2:] == XAI_COLUMNS
+
+
+def xai_evaluator(config: XAIConfig):
+    """The per-partition work of the stage: core.compute_xai on the partition's rows."""
+
+    def evaluate(model: torch.nn.Module, rows: pd.DataFrame, device: torch.device) -> pd.DataFrame:
+        profile = compute_xai(
+            model,
+            pixels_from_rows(rows),
+            rows["label"].to_numpy(),
+            masks_from_rows(rows),
+            config,
+            device,
+        )
+        return profile.assign(image_id=rows["image_id"].to_numpy())
+
+    return evaluate
+
+
+def compute_silver_xai(
+    bronze_images: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    backbone_manifest: dict[str, Any],
+    params: dict[str, Any],
+    backbone: dict[str, Any],
+) -> DataFrame:
+    """One row per (test image, adapter), checked complete before it is written."""
+    config = XAIConfig.from_dict(
+        {"input_size": backbone_manifest["input_size"], **params["engine"]}
+    )
+    silver = run_zoo(
+        bronze_images,
+        adapter_zoo,
+        backbone_manifest,
+        xai_evaluator(config),
+        SILVER_XAI_SCHEMA,
+        split=params.get("split", "test"),
+        partitions=int(params["partitions"]),
+        device=backbone.get("device", "auto"),
+    ).persist()
+    expected = count_split(bronze_images, params.get("split", "test")) * len(adapter_zoo)
+    return check_exactly_once(silver, ["image_id", "adapter_id"], expected, "silver_xai")
+
+
+def failure_gallery(
+    silver_xai: DataFrame, bronze_images: DataFrame, params: dict[str, Any]
+) -> dict[str, Figure]:
+    """Per adapter: the most confident mistakes, with their attention overlay."""
+    per_adapter = int(params["max_images_per_adapter"])
+    wrong = silver_xai.filter(~F.col("is_correct")).select(
+        "image_id", "adapter_id", "label", "pred", "confidence", "heatmap"
+    )
+    wrong = wrong.toPandas()
+    if wrong["heatmap"].isna().any():
+        raise ValueError("failure_gallery needs heatmaps: set xai_silver.engine.keep_heatmap: true")
+    wrong = (
+        wrong.sort_values(["adapter_id", "confidence", "image_id"], ascending=[True, False, True])
+        .groupby("adapter_id", sort=True)
+        .head(per_adapter)
+    )
+    names = dict(
+        bronze_images.select("label", "label_name").distinct().toPandas().itertuples(index=False)
+    )
+    ids = sorted(set(wrong["image_id"]))
+    images = bronze_images.filter(F.col("image_id").isin(ids)).select(
+        "image_id", "height", "width", "pixels"
+    )
+    images = images.toPandas().set_index("image_id")
+    figures = {}
+    for adapter_id, group in wrong.groupby("adapter_id", sort=True):
+        rows = images.loc[group["image_id"]]
+        figures[adapter_id] = failure_figure(
+            f"{adapter_id}: most confident mistakes",
+            list(pixels_from_rows(rows)),
+            list(group["heatmap"]),
+            [
+                f"true {names.get(t, t)}\npred {names.get(p, p)} ({c:.2f})"
+                for t, p, c in zip(group["label"], group["pred"], group["confidence"], strict=True)
+            ],
+            columns=int(params["columns"]),
+        )
+    logger.info("Failure gallery: %d mistakes over %d adapters", len(wrong), len(figures))
+    return figures

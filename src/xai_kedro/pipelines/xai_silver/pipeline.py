@@ -1,0 +1,28 @@
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import compute_silver_xai, failure_gallery
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                compute_silver_xai,
+                inputs=[
+                    "bronze_images",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "params:xai_silver",
+                    "params:backbone",
+                ],
+                outputs="silver_xai",
+                name="compute_silver_xai",
+            ),
+            node(
+                failure_gallery,
+                inputs=["silver_xai", "bronze_images", "params:xai_silver.gallery"],
+                outputs="failure_gallery",
+                name="failure_gallery",
+            ),
+        ]
+    )

@@ -1,0 +1,54 @@
+"""One UDF machinery for every stage that runs the adapter zoo over Bronze images.
+
+Each Python worker loads the frozen backbone once; adapter weights arrive in a broadcast (a few MB
+each); per partition, each adapter is merged into a copy of the backbone once and evaluated on all
+of the partition's images. The XAI and OOD stages differ only in the `evaluate` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pandas as pd
+import torch
+from pyspark.sql import types as T
+
+from xai_kedro.core.adapters import build_inference_model
+from xai_kedro.spark.worker import cached_backbone, worker_device
+
+# (merged model, Bronze rows, device) -> output rows, each carrying its `image_id`
+Evaluate = Callable[[torch.nn.Module, pd.DataFrame, torch.device], pd.DataFrame]
+
+
+def make_adapter_udf(
+    evaluate: Evaluate,
+    schema: T.StructType,
+    adapters: Any,
+    backbone_manifest: dict[str, Any],
+    num_classes: int,
+    device: str = "auto",
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """A `mapInPandas` body yielding `schema` rows for every (row, adapter) of a partition."""
+    columns = schema.fieldNames()
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        rows = [batch for batch in batches if len(batch)]
+        if not rows:
+            return
+        target = worker_device(device)
+        backbone = cached_backbone(
+            backbone_manifest["source"], backbone_manifest["local_files_only"], str(target)
+        )
+        files_by_adapter: dict[str, dict[str, bytes]] = adapters.value
+        for adapter_id in sorted(files_by_adapter):
+            model = build_inference_model(backbone, files_by_adapter[adapter_id], num_classes)
+            model = model.to(target).eval()
+            for batch in rows:
+                result = evaluate(model, batch, target).assign(adapter_id=adapter_id)
+                yield result[columns]
+            del model
+            if target.type == "cuda":
+                torch.cuda.empty_cache()
+
+    return run

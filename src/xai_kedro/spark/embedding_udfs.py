@@ -1,0 +1,42 @@
+"""Iterator Pandas UDF: Bronze rows -> frozen-backbone CLS embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+from pyspark.sql import types as T
+
+from xai_kedro.core.bronze import pixels_from_rows
+from xai_kedro.core.embeddings import embed_images
+from xai_kedro.spark.worker import cached_backbone, worker_device
+
+EMBEDDING_SCHEMA = T.StructType(
+    [
+        T.StructField("image_id", T.StringType(), False),
+        T.StructField("embedding", T.ArrayType(T.FloatType(), False), False),
+    ]
+)
+
+
+def make_embedder(
+    backbone_source: str,
+    local_files_only: bool,
+    input_size: int,
+    batch_size: int,
+    device: str = "auto",
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def embed_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        target = worker_device(device)
+        backbone = cached_backbone(backbone_source, local_files_only, str(target))
+        for batch in batches:
+            vectors = embed_images(
+                backbone,
+                pixels_from_rows(batch),
+                input_size=input_size,
+                device=target,
+                batch_size=batch_size,
+            )
+            yield pd.DataFrame({"image_id": batch["image_id"].values, "embedding": list(vectors)})
+
+    return embed_batches

@@ -1,0 +1,76 @@
+"""Fan the adapter zoo out as Spark tasks: one config per task (one GPU per task on a cluster)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xai_kedro.core.adapters import AdapterConfig, attach_adapter, save_adapter
+from xai_kedro.core.classifier import ViTClassifier
+from xai_kedro.core.training import train_adapter
+from xai_kedro.spark.worker import cached_backbone, worker_device
+
+logger = logging.getLogger(__name__)
+
+
+def run_training_job(
+    job: dict[str, Any],
+    data: dict[str, np.ndarray],
+    backbone: dict[str, Any],
+    device_preference: str,
+    threads_per_job: int | None,
+) -> dict[str, Any]:
+    """Train one adapter config and save it atomically; returns its manifest row and curve."""
+    if threads_per_job:
+        torch.set_num_threads(int(threads_per_job))
+    cfg = AdapterConfig.from_dict(job["config"])
+    device = worker_device(device_preference)
+    torch.manual_seed(cfg.seed)
+    frozen = cached_backbone(backbone["source"], backbone["local_files_only"], "cpu")
+    model = ViTClassifier(_fresh_copy(frozen), num_classes=int(job["num_classes"]))
+    model = attach_adapter(model, cfg).to(device)
+    result = train_adapter(
+        model,
+        cfg,
+        data["train_images"],
+        data["train_labels"],
+        data["val_images"],
+        data["val_labels"],
+        input_size=int(backbone["input_size"]),
+        device=device,
+    )
+    save_adapter(
+        model,
+        cfg,
+        Path(job["directory"]),
+        extra_metadata={"config_hash": job["config_hash"], "metrics": result.metrics},
+    )
+    logger.info("Adapter %s trained: %s", cfg.adapter_id, result.metrics)
+    return {"adapter_id": cfg.adapter_id, "metrics": result.metrics, "history": result.history}
+
+
+def _fresh_copy(module: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(module)
+
+
+def training_partition(
+    data_broadcast: Any,
+    backbone: dict[str, Any],
+    device_preference: str,
+    threads_per_job: int | None,
+):
+    """`mapPartitions` body: the jobs of one partition run one after another."""
+
+    def run(jobs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        data = data_broadcast.value
+        for job in jobs:
+            yield run_training_job(job, data, backbone, device_preference, threads_per_job)
+
+    return run

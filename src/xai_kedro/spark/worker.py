@@ -1,0 +1,38 @@
+"""State a Python worker keeps between tasks: the device it owns and the loaded backbone."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+from torch import nn
+
+from xai_kedro.core.backbone import load_backbone
+from xai_kedro.core.device import pick_device
+
+logger = logging.getLogger(__name__)
+
+
+def worker_device(preferred: str | None = "auto") -> torch.device:
+    """The GPU Spark assigned to this task (resource scheduling), else `pick_device`."""
+    device = pick_device(preferred)
+    if device.type != "cuda":
+        return device
+    try:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        gpus = context.resources().get("gpu") if context is not None else None
+        if gpus is not None and gpus.addresses:
+            return torch.device(f"cuda:{gpus.addresses[0]}")
+    except ImportError:  # running outside Spark
+        pass
+    return device
+
+
+@functools.lru_cache(maxsize=2)
+def cached_backbone(source: str, local_files_only: bool, device: str) -> nn.Module:
+    """Load the frozen backbone once per Python worker (workers are reused across tasks)."""
+    logger.info("Loading backbone %s on %s", source, device)
+    return load_backbone(source, local_files_only=local_files_only).to(device).eval()

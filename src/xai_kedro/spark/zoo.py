@@ -1,0 +1,68 @@
+"""Driver-side glue shared by the stages that run the adapter zoo over Bronze images."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from xai_kedro.core.adapters import read_adapter_files
+from xai_kedro.spark.adapter_udfs import Evaluate, make_adapter_udf
+from xai_kedro.spark.session import get_spark
+
+logger = logging.getLogger(__name__)
+
+BRONZE_INPUT_COLUMNS = ("image_id", "label", "height", "width", "pixels", "mask")
+
+
+def run_zoo(
+    bronze_images: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    backbone_manifest: dict[str, Any],
+    evaluate: Evaluate,
+    schema: T.StructType,
+    *,
+    split: str,
+    partitions: int,
+    device: str,
+) -> DataFrame:
+    """Every adapter of the zoo over every `split` image, through one iterator-UDF pass."""
+    if adapter_zoo.empty:
+        raise ValueError("adapter_zoo is empty: run the adapter_training pipeline first")
+    spark = get_spark()
+    files = {row.adapter_id: read_adapter_files(Path(row.path)) for row in adapter_zoo.itertuples()}
+    logger.info(
+        "Broadcasting %d adapters (%.1f MB)",
+        len(files),
+        sum(len(b) for f in files.values() for b in f.values()) / 1e6,
+    )
+    broadcast = spark.sparkContext.broadcast(files)
+    num_classes = int(bronze_images.agg(F.max("label")).first()[0]) + 1
+    images = bronze_images.filter(F.col("split") == split).select(*BRONZE_INPUT_COLUMNS)
+    udf = make_adapter_udf(evaluate, schema, broadcast, backbone_manifest, num_classes, device)
+    return images.repartition(int(partitions), "image_id").mapInPandas(udf, schema)
+
+
+def check_exactly_once(
+    table: DataFrame, keys: list[str], expected_rows: int, name: str
+) -> DataFrame:
+    """Fail loudly unless `table` has exactly one row per key and `expected_rows` rows in all."""
+    stats = table.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct(*[F.col(k) for k in keys]).alias("distinct"),
+    ).first()
+    if stats["rows"] != stats["distinct"] or stats["rows"] != expected_rows:
+        raise RuntimeError(
+            f"{name}: expected exactly one row per {keys} ({expected_rows} rows) but got "
+            f"{stats['rows']} rows with {stats['distinct']} distinct keys"
+        )
+    return table
+
+
+def count_split(bronze_images: DataFrame, split: str) -> int:
+    return bronze_images.filter(F.col("split") == split).count()

@@ -1,0 +1,169 @@
+"""Association statistics and bootstraps against SciPy / scikit-learn / hand formulas."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import roc_auc_score
+
+from xai_kedro.core.meta.stats import (
+    STAT_KEYS,
+    as_binary,
+    bootstrap_auc_ci,
+    bootstrap_ci,
+    cohens_d,
+    feature_outcome_stats,
+    pearson,
+    roc_auc,
+    separation_ratio,
+)
+
+
+@pytest.fixture
+def known() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    y = rng.random(200) < 0.6
+    x = rng.normal(0, 1, 200) + 0.8 * y + rng.normal(0, 0.3, 200) * y  # unequal spreads
+    return x, y
+
+
+def test_correlations_equal_scipy(known: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = known
+    out = feature_outcome_stats(x, y)
+    r, p = sps.pearsonr(x, y.astype(float))
+    sp = sps.spearmanr(x, y)
+    pb = sps.pointbiserialr(y, x)
+    assert out["pearson_r"] == pytest.approx(r) and out["pearson_p"] == pytest.approx(p)
+    assert out["spearman_r"] == pytest.approx(sp.statistic)
+    assert out["spearman_p"] == pytest.approx(sp.pvalue)
+    assert out["point_biserial_r"] == pytest.approx(pb.statistic)
+    assert out["point_biserial_p"] == pytest.approx(pb.pvalue)
+    assert out["mean_correct"] == pytest.approx(x[y].mean())
+    assert out["mean_wrong"] == pytest.approx(x[~y].mean())
+    assert out["n"] == 200
+    assert set(out) == set(STAT_KEYS)
+    assert out["pearson_r"] > 0.2  # the planted direction survives
+
+
+def test_cohens_d_hand_formula() -> None:
+    x = np.array([2.0, 4.0, 6.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    # correct: mean 4, ss 8 (n=3); wrong: mean 2.5, ss 5 (n=4); pooled sd = sqrt(13 / 5)
+    expected = (4.0 - 2.5) / np.sqrt(13 / 5)
+    assert cohens_d(x, y) == pytest.approx(expected)
+    assert feature_outcome_stats(x, y)["cohens_d"] == pytest.approx(expected)
+    assert cohens_d(x, ~y) == pytest.approx(-expected)  # sign: correct minus wrong
+
+
+def test_separation_ratio_hand_formula() -> None:
+    x = np.array([2.0, 4.0, 6.0, 1.0, 2.0, 3.0, 4.0])
+    y = np.array([1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    sd1, sd0 = np.std([2, 4, 6], ddof=1), np.std([1, 2, 3, 4], ddof=1)
+    assert separation_ratio(x, y) == pytest.approx(1.5 / (sd1 + sd0))
+    assert separation_ratio(x, ~y) == pytest.approx(1.5 / (sd1 + sd0))  # absolute
+
+
+def test_separation_is_half_of_d_for_equal_spreads() -> None:
+    # the relation seed 001's table shows (d ~ 2 x separation_ratio)
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    y = np.array([0, 0, 0, 1, 1, 1], dtype=bool)
+    assert cohens_d(x, y) == pytest.approx(2 * separation_ratio(x, y))
+
+
+def test_constant_feature_gives_nan_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        out = feature_outcome_stats(np.ones(10), np.arange(10) % 2 == 0, name="flat")
+    for k in ("pearson_r", "spearman_r", "point_biserial_r", "cohens_d", "separation_ratio"):
+        assert np.isnan(out[k]), k
+    assert out["mean_correct"] == 1.0 and out["n"] == 10
+    assert "flat" in caplog.text and "constant" in caplog.text
+
+
+def test_single_class_gives_nan_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        out = feature_outcome_stats(np.arange(10.0), np.ones(10, dtype=bool))
+    assert np.isnan(out["pearson_r"]) and np.isnan(out["cohens_d"])
+    assert np.isnan(out["mean_wrong"]) and out["mean_correct"] == pytest.approx(4.5)
+    assert "single class" in caplog.text
+
+
+def test_nan_rows_are_dropped() -> None:
+    x = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 0.5])
+    y = np.array([0, 1, 1, 1, 0, 0])
+    out = feature_outcome_stats(x, y)
+    keep = ~np.isnan(x)
+    assert out["n"] == 5
+    assert out["pearson_r"] == pytest.approx(sps.pearsonr(x[keep], y[keep])[0])
+
+
+def test_bad_outcome_values_are_rejected() -> None:
+    with pytest.raises(ValueError, match="boolean or 0/1"):
+        feature_outcome_stats(np.arange(3.0), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="boolean or 0/1"):
+        as_binary(np.array(["a", "b"]))
+
+
+def test_pearson_helper_and_auc_match_references(known: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = known
+    assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y.astype(float))[0])
+    assert np.isnan(pearson(np.ones(5), np.arange(5)))
+    ties = np.round(x, 1)  # many ties
+    assert roc_auc(y, ties) == pytest.approx(roc_auc_score(y, ties))
+    assert np.isnan(roc_auc(np.ones(4), np.arange(4.0)))
+
+
+def test_bootstrap_mean_ci_matches_normal_theory() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(10, 2, 400)
+    lo, hi = bootstrap_ci(np.mean, x, n_boot=2000, seed=1)
+    se = x.std(ddof=1) / np.sqrt(x.size)
+    assert lo < x.mean() < hi
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
+
+
+def test_cluster_bootstrap_resamples_whole_groups() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 1, 50)
+    dup = np.repeat(values, 10)  # each "image" seen 10 times
+    groups = np.repeat([f"img{i:02d}" for i in range(50)], 10)
+    grouped = bootstrap_ci(np.mean, dup, n_boot=500, seed=7, groups=groups)
+    per_group = bootstrap_ci(np.mean, values, n_boot=500, seed=7)
+    # same draws of 50 units: the cluster bootstrap of the copies equals the plain bootstrap
+    # of one value per group; a row bootstrap of the copies would be ~sqrt(10) too narrow
+    assert grouped == pytest.approx(per_group)
+    rows = bootstrap_ci(np.mean, dup, n_boot=500, seed=7)
+    assert (rows[1] - rows[0]) < 0.6 * (grouped[1] - grouped[0])
+
+
+def test_bootstrap_vector_statistic_and_validation() -> None:
+    x = np.arange(20.0)
+    lo, hi = bootstrap_ci(lambda a: [a.mean(), a.max()], x, n_boot=200, seed=0)
+    assert lo.shape == (2,) and (lo <= hi).all() and hi[1] == 19.0
+    with pytest.raises(ValueError, match="length"):
+        bootstrap_ci(np.mean, x, groups=np.arange(3))
+    with pytest.raises(ValueError, match="differ in length"):
+        bootstrap_ci(lambda a, b: 0.0, x, x[:5])
+
+
+def test_fast_auc_bootstrap_equals_generic(known: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = known
+    s = np.round(x, 1)
+    ref = np.round(-x + np.random.default_rng(1).normal(0, 2, x.size), 1)
+    groups = np.arange(x.size) // 4
+    for g in (None, groups):
+        generic = bootstrap_ci(roc_auc, y, s, n_boot=300, seed=5, groups=g)
+        fast = bootstrap_auc_ci(y, s, n_boot=300, seed=5, groups=g)
+        assert fast == pytest.approx(generic)
+        generic_d = bootstrap_ci(
+            lambda yy, a, b: roc_auc(yy, a) - roc_auc(yy, b),
+            y,
+            s,
+            ref,
+            n_boot=300,
+            seed=5,
+            groups=g,
+        )
+        assert bootstrap_auc_ci(y, s, ref, n_boot=300, seed=5, groups=g) == pytest.approx(generic_d)

@@ -1,0 +1,98 @@
+"""A tiny copy of the project (same conf/, tiny parameters) that Kedro runs in-process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+TINY_PARAMETERS = {
+    "seed": 3,
+    "backbone": {
+        "input_size": 32,
+        "pretrain": {
+            "model": {
+                "image_size": 32,
+                "patch_size": 8,
+                "hidden_size": 32,
+                "num_layers": 2,
+                "num_heads": 2,
+                "mlp_ratio": 2,
+            },
+            "epochs": 3,
+            "batch_size": 32,
+        },
+    },
+    "ingestion": {
+        "source": {
+            "synthetic": {
+                "num_classes": 3,
+                "image_size": 32,
+                "images_per_class": {"pretrain": 16, "train": 12, "val": 4, "test": 4},
+            }
+        },
+        "storage_size": 32,
+        "min_side": 16,
+    },
+    "adapter_training": {
+        "training": {"threads_per_job": 1},
+        "zoo": {
+            "defaults": {"epochs": 2, "batch_size": 16},
+            "members": [
+                {"adapter_id": "linear_probe", "rank": 0, "lr": 0.01},
+                {"adapter_id": "r2_qv", "rank": 2},
+                {
+                    "adapter_id": "r4_dora",
+                    "rank": 4,
+                    "use_dora": True,
+                    "use_rslora": True,
+                    "target_roles": ["query", "value", "fc1", "fc2"],
+                },
+            ],
+        },
+    },
+    "xai_silver": {"partitions": 2, "engine": {"steps": 4}},
+    "ood": {"partitions": 2},
+    "meta_learning": {
+        "meta_learners": {
+            "n_bootstrap": 30,
+            "permutation_repeats": 2,
+            "cv_folds": 3,
+            "models": {
+                "RandomForest": {"n_estimators": 20},
+                "XGBoost": {"n_estimators": 20},
+                "XGBoost_Tuned": {"n_estimators": 20},
+            },
+        },
+        "accuracy_estimation": {"regressor": {"n_estimators": 20}},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """Project root with conf/base from the repo and a `tiny` env of small parameters."""
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    tiny = root / "conf" / "tiny"
+    tiny.mkdir()
+    (tiny / "parameters.yml").write_text(yaml.safe_dump(TINY_PARAMETERS, sort_keys=False))
+    (root / "data").mkdir()
+    return root
+
+
+def run_kedro(project: Path, monkeypatch, pipelines: list[str] | None = None, env: str = "tiny"):
+    """`kedro run --env <env> --pipelines ...` in-process, sharing the test Spark session."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=env) as session:
+        return session.run(pipeline_names=pipelines)
