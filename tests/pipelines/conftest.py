@@ -39,7 +39,6 @@ TINY_PARAMETERS = {
         "min_side": 16,
     },
     "adapter_training": {
-        "training": {"threads_per_job": 1},
         "zoo": {
             "defaults": {"epochs": 2, "batch_size": 16},
             "members": [
@@ -55,8 +54,8 @@ TINY_PARAMETERS = {
             ],
         },
     },
-    "xai_silver": {"partitions": 2, "engine": {"steps": 4}},
-    "ood": {"partitions": 2},
+    "execution": {"threads_per_training_job": 1, "xai_partitions": 2, "ood_partitions": 2},
+    "xai_silver": {"engine": {"steps": 4}},
     "meta_learning": {
         "meta_learners": {
             "n_bootstrap": 30,
@@ -77,7 +76,9 @@ TINY_PARAMETERS = {
 def tiny_project(tmp_path_factory) -> Path:
     """Project root with conf/base from the repo and a `tiny` env of small parameters."""
     root = tmp_path_factory.mktemp("project")
-    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
+    (root / "src").mkdir()  # the package itself is installed (editable)
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir(exist_ok=True)
     tiny = root / "conf" / "tiny"

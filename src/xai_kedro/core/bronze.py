@@ -29,3 +29,15 @@ def masks_from_rows(rows: pd.DataFrame) -> list[np.ndarray | None] | None:
         else np.frombuffer(bytes(mask), dtype=np.uint8).reshape(int(h), int(w))
         for mask, h, w in zip(rows["mask"], rows["height"], rows["width"], strict=True)
     ]
+
+
+def centre_crop(arrays: np.ndarray, size: int | None) -> np.ndarray:
+    """Centre `size` x `size` crop of [N, H, W, ...] arrays: the evaluation view of a training
+    recipe that takes random `size` crops of larger stored images (seed 001: 224 of 256)."""
+    if size is None:
+        return arrays
+    height, width = arrays.shape[1:3]
+    if size > min(height, width):
+        raise ValueError(f"eval_crop {size} is larger than the stored {height}x{width} images")
+    top, left = (height - size) // 2, (width - size) // 2
+    return arrays[:, top : top + size, left : left + size]

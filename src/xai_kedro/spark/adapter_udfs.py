@@ -14,11 +14,19 @@ import pandas as pd
 import torch
 from pyspark.sql import types as T
 
-from xai_kedro.core.adapters import build_inference_model
-from xai_kedro.spark.worker import cached_backbone, worker_device
+from xai_kedro.core.adapters import build_inference_model, read_adapter_meta
+from xai_kedro.spark.worker import cached_backbone, use_task_cpus, worker_device
 
-# (merged model, Bronze rows, device) -> output rows, each carrying its `image_id`
-Evaluate = Callable[[torch.nn.Module, pd.DataFrame, torch.device], pd.DataFrame]
+# (merged model, Bronze rows, device, eval crop) -> output rows, each carrying its `image_id`.
+# The crop is the adapter's own training crop (None: whole stored image), so every adapter is
+# evaluated on the exact view it was validated on.
+Evaluate = Callable[[torch.nn.Module, pd.DataFrame, torch.device, int | None], pd.DataFrame]
+
+
+def eval_crop_of(files: dict[str, bytes]) -> int | None:
+    augmentation = read_adapter_meta(files)["config"].get("augmentation") or {}
+    crop = augmentation.get("crop_size")
+    return int(crop) if crop else None
 
 
 def make_adapter_udf(
@@ -36,6 +44,7 @@ def make_adapter_udf(
         rows = [batch for batch in batches if len(batch)]
         if not rows:
             return
+        use_task_cpus()
         target = worker_device(device)
         backbone = cached_backbone(
             backbone_manifest["source"], backbone_manifest["local_files_only"], str(target)
@@ -44,8 +53,9 @@ def make_adapter_udf(
         for adapter_id in sorted(files_by_adapter):
             model = build_inference_model(backbone, files_by_adapter[adapter_id], num_classes)
             model = model.to(target).eval()
+            crop = eval_crop_of(files_by_adapter[adapter_id])
             for batch in rows:
-                result = evaluate(model, batch, target).assign(adapter_id=adapter_id)
+                result = evaluate(model, batch, target, crop).assign(adapter_id=adapter_id)
                 yield result[columns]
             del model
             if target.type == "cuda":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ def run_training_job(
     device = worker_device(device_preference)
     torch.manual_seed(cfg.seed)
     frozen = cached_backbone(backbone["source"], backbone["local_files_only"], "cpu")
-    model = ViTClassifier(_fresh_copy(frozen), num_classes=int(job["num_classes"]))
+    model = ViTClassifier(copy.deepcopy(frozen), num_classes=int(job["num_classes"]))
     model = attach_adapter(model, cfg).to(device)
     result = train_adapter(
         model,
@@ -48,16 +49,14 @@ def run_training_job(
         model,
         cfg,
         Path(job["directory"]),
-        extra_metadata={"config_hash": job["config_hash"], "metrics": result.metrics},
+        extra_metadata={
+            "config_hash": job["config_hash"],
+            "metrics": result.metrics,
+            "history": result.history,
+        },
     )
     logger.info("Adapter %s trained: %s", cfg.adapter_id, result.metrics)
-    return {"adapter_id": cfg.adapter_id, "metrics": result.metrics, "history": result.history}
-
-
-def _fresh_copy(module: torch.nn.Module) -> torch.nn.Module:
-    import copy
-
-    return copy.deepcopy(module)
+    return {"adapter_id": cfg.adapter_id, "metrics": result.metrics}
 
 
 def training_partition(

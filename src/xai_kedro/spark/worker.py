@@ -31,6 +31,18 @@ def worker_device(preferred: str | None = "auto") -> torch.device:
     return device
 
 
+def use_task_cpus() -> None:
+    """One torch thread per core Spark gave this task (`spark.task.cpus`): several tasks share
+    a machine, and oversubscribed CPU torch slows down by an order of magnitude."""
+    try:
+        from pyspark import TaskContext
+    except ImportError:  # running outside Spark
+        return
+    context = TaskContext.get()
+    if context is not None:
+        torch.set_num_threads(max(1, int(context.cpus())))
+
+
 @functools.lru_cache(maxsize=2)
 def cached_backbone(source: str, local_files_only: bool, device: str) -> nn.Module:
     """Load the frozen backbone once per Python worker (workers are reused across tasks)."""

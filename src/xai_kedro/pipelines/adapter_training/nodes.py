@@ -42,7 +42,7 @@ def train_adapter_zoo(
     backbone_manifest: dict[str, Any],
     zoo: dict[str, Any],
     training: dict[str, Any],
-    backbone: dict[str, Any],
+    execution: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every zoo member not already trained on the same data; return manifest + curves."""
     configs = expand_zoo(zoo)
@@ -74,7 +74,7 @@ def train_adapter_zoo(
         )
 
     if jobs:
-        trained = _run_jobs(jobs, rows, backbone_manifest, training, backbone)
+        trained = _run_jobs(jobs, rows, backbone_manifest, execution)
         for job, result in zip(jobs, trained, strict=True):
             done[result["adapter_id"]] = json.loads(
                 (Path(job["directory"]) / "adapter_meta.json").read_text()
@@ -87,8 +87,7 @@ def _run_jobs(
     jobs: list[dict],
     rows: pd.DataFrame,
     backbone_manifest: dict[str, Any],
-    training: dict[str, Any],
-    backbone: dict[str, Any],
+    execution: dict[str, Any],
 ) -> list[dict]:
     train, val = rows[rows["split"] == "train"], rows[rows["split"] == "val"]
     if train.empty or val.empty:
@@ -102,7 +101,7 @@ def _run_jobs(
             "val_labels": val["label"].to_numpy(),
         }
     )
-    concurrency = training.get("concurrency") or len(jobs)
+    concurrency = execution.get("training_concurrency") or len(jobs)
     slices = max(1, min(int(concurrency), len(jobs)))
     logger.info("Training %d adapters in %d Spark task(s)", len(jobs), slices)
     try:
@@ -112,8 +111,8 @@ def _run_jobs(
                 training_partition(
                     data,
                     backbone_manifest,
-                    backbone.get("device", "auto"),
-                    training.get("threads_per_job"),
+                    execution.get("device", "auto"),
+                    execution.get("threads_per_training_job"),
                 )
             )
             .collect()

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "backbone_manifest",
                     "params:adapter_training.zoo",
                     "params:adapter_training.training",
-                    "params:backbone",
+                    "params:execution",
                 ],
                 outputs=["adapter_zoo", "adapter_training_curves"],
                 name="train_adapter_zoo",

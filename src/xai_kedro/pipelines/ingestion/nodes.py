@@ -181,10 +181,13 @@ def _with_splits(images: DataFrame, split_params: dict[str, Any]) -> DataFrame:
 
 
 def prepare_backbone(
-    bronze_images: DataFrame, backbone: dict[str, Any], seed: int
+    bronze_images: DataFrame, backbone: dict[str, Any], execution: dict[str, Any], seed: int
 ) -> dict[str, Any]:
     """Load the configured DINOv2, or (base env) pre-train the small one once and reuse it."""
     source = str(backbone["source"])
+    if Path(source).exists() or (backbone.get("pretrain") or {}).get("enabled", False):
+        # Spark workers do not share the driver's working directory: pass absolute paths.
+        source = str(Path(source).resolve())
     pretrain = backbone.get("pretrain") or {}
     manifest: dict[str, Any] = {
         "source": source,
@@ -193,7 +196,8 @@ def prepare_backbone(
         "pretrained_here": bool(pretrain.get("enabled", False)),
     }
     if pretrain.get("enabled", False):
-        manifest.update(_pretrain_if_needed(bronze_images, Path(source), pretrain, seed, backbone))
+        device = pick_device(execution.get("device"))
+        manifest.update(_pretrain_if_needed(bronze_images, Path(source), pretrain, seed, device))
     model = load_backbone(source, local_files_only=manifest["local_files_only"])
     manifest.update(
         model_type=model.config.model_type,
@@ -203,12 +207,17 @@ def prepare_backbone(
         num_register_tokens=int(getattr(model.config, "num_register_tokens", 0) or 0),
         parameters=int(sum(p.numel() for p in model.parameters())),
     )
-    logger.info("Backbone ready: %s", json.dumps(manifest))
+    logger.info(
+        "Backbone ready: %s (%s, %d parameters)",
+        source,
+        manifest["model_type"],
+        manifest["parameters"],
+    )
     return manifest
 
 
 def _pretrain_if_needed(
-    bronze_images: DataFrame, directory: Path, pretrain: dict, seed: int, backbone: dict
+    bronze_images: DataFrame, directory: Path, pretrain: dict, seed: int, device
 ) -> dict[str, Any]:
     rows = (
         bronze_images.filter(F.col("split") == "pretrain")
@@ -239,7 +248,7 @@ def _pretrain_if_needed(
         lr=float(pretrain["lr"]),
         weight_decay=float(pretrain["weight_decay"]),
         seed=seed,
-        device=pick_device(backbone.get("device")),
+        device=device,
         augment=pretrain.get("augment"),
     )
     save_backbone(model, directory)
@@ -252,7 +261,7 @@ def embed_images(
     bronze_images: DataFrame,
     backbone_manifest: dict[str, Any],
     params: dict[str, Any],
-    backbone: dict[str, Any],
+    execution: dict[str, Any],
 ) -> DataFrame:
     """Frozen-backbone CLS embedding of every Bronze image (iterator Pandas UDF)."""
     embedder = make_embedder(
@@ -260,7 +269,7 @@ def embed_images(
         local_files_only=backbone_manifest["local_files_only"],
         input_size=backbone_manifest["input_size"],
         batch_size=int(params["batch_size"]),
-        device=backbone.get("device", "auto"),
+        device=execution.get("device", "auto"),
     )
     return bronze_images.select("image_id", "height", "width", "pixels").mapInPandas(
         embedder, EMBEDDING_SCHEMA

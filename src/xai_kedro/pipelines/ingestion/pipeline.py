@@ -20,7 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 prepare_backbone,
-                inputs=["bronze_images", "params:backbone", "params:seed"],
+                inputs=["bronze_images", "params:backbone", "params:execution", "params:seed"],
                 outputs="backbone_manifest",
                 name="prepare_backbone",
             ),
@@ -30,7 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "bronze_images",
                     "backbone_manifest",
                     "params:ingestion.embedding",
-                    "params:backbone",
+                    "params:execution",
                 ],
                 outputs="bronze_embeddings",
                 name="embed_images",

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from xai_kedro.core.bronze import pixels_from_rows
+from xai_kedro.core.bronze import centre_crop, pixels_from_rows
 from xai_kedro.core.corruptions import CorruptionSpec, build_specs
 from xai_kedro.core.meta.gold import degradation
 from xai_kedro.core.meta.plots import degradation_heatmap
@@ -38,10 +38,12 @@ SILVER_OOD_SCHEMA = T.StructType(
 
 
 def ood_evaluator(specs: list[CorruptionSpec], input_size: int, batch_size: int, base_seed: int):
-    def evaluate(model: torch.nn.Module, rows: pd.DataFrame, device: torch.device) -> pd.DataFrame:
+    def evaluate(
+        model: torch.nn.Module, rows: pd.DataFrame, device: torch.device, crop: int | None
+    ) -> pd.DataFrame:
         return evaluate_corruptions(
             model,
-            pixels_from_rows(rows),
+            centre_crop(pixels_from_rows(rows), crop),
             rows["label"].to_numpy(),
             rows["image_id"].tolist(),
             specs,
@@ -59,7 +61,7 @@ def compute_silver_ood(
     adapter_zoo: pd.DataFrame,
     backbone_manifest: dict[str, Any],
     params: dict[str, Any],
-    backbone: dict[str, Any],
+    execution: dict[str, Any],
 ) -> DataFrame:
     """One row per (test image, adapter, corruption, severity), checked complete."""
     specs = build_specs(params.get("preset", "reference"), params.get("corruptions"))
@@ -80,8 +82,8 @@ def compute_silver_ood(
         evaluate,
         SILVER_OOD_SCHEMA,
         split=split,
-        partitions=int(params["partitions"]),
-        device=backbone.get("device", "auto"),
+        partitions=int(execution["ood_partitions"]),
+        device=execution.get("device", "auto"),
     ).persist()
     expected = count_split(bronze_images, split) * len(adapter_zoo) * len(specs)
     keys = ["image_id", "adapter_id", "corruption", "severity"]

@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "adapter_zoo",
                     "backbone_manifest",
                     "params:ood",
-                    "params:backbone",
+                    "params:execution",
                 ],
                 outputs="silver_ood",
                 name="compute_silver_ood",

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from xai_kedro.core.bronze import masks_from_rows, pixels_from_rows
+from xai_kedro.core.bronze import centre_crop, masks_from_rows, pixels_from_rows
 from xai_kedro.core.gallery import failure_figure
 from xai_kedro.core.xai_engine import XAI_COLUMNS, XAIConfig, compute_xai
 from xai_kedro.spark.zoo import check_exactly_once, count_split, run_zoo
@@ -44,12 +44,17 @@ assert SILVER_XAI_SCHEMA.fieldNames()[2:] == XAI_COLUMNS
 def xai_evaluator(config: XAIConfig):
     """The per-partition work of the stage: core.compute_xai on the partition's rows."""
 
-    def evaluate(model: torch.nn.Module, rows: pd.DataFrame, device: torch.device) -> pd.DataFrame:
+    def evaluate(
+        model: torch.nn.Module, rows: pd.DataFrame, device: torch.device, crop: int | None
+    ) -> pd.DataFrame:
+        masks = masks_from_rows(rows)
+        if masks is not None:
+            masks = [None if m is None else centre_crop(m[None], crop)[0] for m in masks]
         profile = compute_xai(
             model,
-            pixels_from_rows(rows),
+            centre_crop(pixels_from_rows(rows), crop),
             rows["label"].to_numpy(),
-            masks_from_rows(rows),
+            masks,
             config,
             device,
         )
@@ -63,7 +68,7 @@ def compute_silver_xai(
     adapter_zoo: pd.DataFrame,
     backbone_manifest: dict[str, Any],
     params: dict[str, Any],
-    backbone: dict[str, Any],
+    execution: dict[str, Any],
 ) -> DataFrame:
     """One row per (test image, adapter), checked complete before it is written."""
     config = XAIConfig.from_dict(
@@ -76,8 +81,8 @@ def compute_silver_xai(
         xai_evaluator(config),
         SILVER_XAI_SCHEMA,
         split=params.get("split", "test"),
-        partitions=int(params["partitions"]),
-        device=backbone.get("device", "auto"),
+        partitions=int(execution["xai_partitions"]),
+        device=execution.get("device", "auto"),
     ).persist()
     expected = count_split(bronze_images, params.get("split", "test")) * len(adapter_zoo)
     return check_exactly_once(silver, ["image_id", "adapter_id"], expected, "silver_xai")

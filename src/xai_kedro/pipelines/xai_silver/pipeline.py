@@ -13,7 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "adapter_zoo",
                     "backbone_manifest",
                     "params:xai_silver",
-                    "params:backbone",
+                    "params:execution",
                 ],
                 outputs="silver_xai",
                 name="compute_silver_xai",
