@@ -1,8 +1,10 @@
-"""One Spark session for the whole test run, configured like `conf/base/spark.yml`."""
+"""Shared fixtures: one Spark session for the whole test run, configured like
+`conf/base/spark.yml`, and one tiny Kedro project run that every end-to-end test reads."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,68 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+TINY_ENV = "tiny"
+TINY_PARAMETERS = {
+    "seed": 3,
+    "backbone": {
+        "input_size": 32,
+        "pretrain": {
+            "model": {
+                "image_size": 32,
+                "patch_size": 8,
+                "hidden_size": 32,
+                "num_layers": 2,
+                "num_heads": 2,
+                "mlp_ratio": 2,
+            },
+            "epochs": 3,
+            "batch_size": 32,
+        },
+    },
+    "ingestion": {
+        "source": {
+            "synthetic": {
+                "num_classes": 3,
+                "image_size": 32,
+                "images_per_class": {"pretrain": 16, "train": 12, "val": 4, "test": 4},
+            }
+        },
+        "storage_size": 32,
+        "min_side": 16,
+    },
+    "adapter_training": {
+        "zoo": {
+            "defaults": {"epochs": 2, "batch_size": 16},
+            "members": [
+                {"adapter_id": "linear_probe", "rank": 0, "lr": 0.01},
+                {"adapter_id": "r2_qv", "rank": 2},
+                {
+                    "adapter_id": "r4_dora",
+                    "rank": 4,
+                    "use_dora": True,
+                    "use_rslora": True,
+                    "target_roles": ["query", "value", "fc1", "fc2"],
+                },
+            ],
+        },
+    },
+    "execution": {"threads_per_training_job": 1, "xai_partitions": 2, "ood_partitions": 2},
+    "xai_silver": {"engine": {"steps": 4}},
+    "meta_learning": {
+        "meta_learners": {
+            "n_bootstrap": 30,
+            "permutation_repeats": 2,
+            "cv_folds": 3,
+            "models": {
+                "RandomForest": {"n_estimators": 20},
+                "XGBoost": {"n_estimators": 20},
+                "XGBoost_Tuned": {"n_estimators": 20},
+            },
+        },
+        "accuracy_estimation": {"regressor": {"n_estimators": 20}},
+    },
+}
+
 
 @pytest.fixture(scope="session")
 def spark():
@@ -28,3 +92,44 @@ def spark():
     session = get_spark()
     yield session
     session.stop()
+
+
+def make_tiny_project(root: Path) -> Path:
+    """Project root with conf/ from the repo and a `tiny` env of small parameters (no data)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
+    (root / "src").mkdir()  # the package itself is installed (editable)
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    tiny = root / "conf" / TINY_ENV
+    tiny.mkdir()
+    (tiny / "parameters.yml").write_text(yaml.safe_dump(TINY_PARAMETERS, sort_keys=False))
+    (root / "data").mkdir()
+    return root
+
+
+def run_kedro(project: Path, monkeypatch, pipelines: list[str] | None = None, env: str = TINY_ENV):
+    """`kedro run --env <env> --pipelines ...` in-process, sharing the test Spark session."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=env) as session:
+        return session.run(pipeline_names=pipelines)
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """An empty tiny project (conf only); `tiny_run` fills its data/ once per session."""
+    return make_tiny_project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(spark, tiny_project) -> Path:
+    """The tiny project after one full `kedro run --env tiny` (every pipeline), shared by the
+    end-to-end and notebook tests so the pipeline runs once per pytest session."""
+    with pytest.MonkeyPatch.context() as mp:
+        run_kedro(tiny_project, mp)
+    return tiny_project

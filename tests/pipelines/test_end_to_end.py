@@ -19,9 +19,9 @@ GOLD = [
 
 
 @pytest.fixture(scope="module")
-def first_run(spark, tiny_project, monkeypatch_module):
-    run_kedro(tiny_project, monkeypatch_module)
-    return tiny_project
+def first_run(tiny_run):
+    """The session's one full tiny run (tests/conftest.py), also read by tests/notebooks."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

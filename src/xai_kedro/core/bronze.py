@@ -14,7 +14,8 @@ def pixels_from_rows(rows: pd.DataFrame) -> np.ndarray:
     if len(sizes) != 1:
         raise ValueError(f"Bronze rows of different sizes cannot be batched: {sorted(sizes)[:5]}")
     height, width = sizes.pop()
-    flat = np.frombuffer(b"".join(bytes(p) for p in rows["pixels"]), dtype=np.uint8)
+    # bytearray: one copy into a writable buffer that torch.from_numpy accepts without warning
+    flat = np.frombuffer(bytearray().join(rows["pixels"]), dtype=np.uint8)
     return flat.reshape(len(rows), height, width, 3)
 
 
@@ -26,7 +27,7 @@ def masks_from_rows(rows: pd.DataFrame) -> list[np.ndarray | None] | None:
     return [
         None
         if mask is None or (isinstance(mask, float) and np.isnan(mask))
-        else np.frombuffer(bytes(mask), dtype=np.uint8).reshape(int(h), int(w))
+        else np.frombuffer(bytearray(mask), dtype=np.uint8).reshape(int(h), int(w))
         for mask, h, w in zip(rows["mask"], rows["height"], rows["width"], strict=True)
     ]
 

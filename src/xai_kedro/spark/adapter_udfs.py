@@ -15,7 +15,12 @@ import torch
 from pyspark.sql import types as T
 
 from xai_kedro.core.adapters import build_inference_model, read_adapter_meta
-from xai_kedro.spark.worker import cached_backbone, use_task_cpus, worker_device
+from xai_kedro.spark.worker import (
+    cached_backbone,
+    ensure_worker_logging,
+    use_task_cpus,
+    worker_device,
+)
 
 # (merged model, Bronze rows, device, eval crop) -> output rows, each carrying its `image_id`.
 # The crop is the adapter's own training crop (None: whole stored image), so every adapter is
@@ -44,6 +49,7 @@ def make_adapter_udf(
         rows = [batch for batch in batches if len(batch)]
         if not rows:
             return
+        ensure_worker_logging()
         use_task_cpus()
         target = worker_device(device)
         backbone = cached_backbone(

@@ -9,7 +9,12 @@ from pyspark.sql import types as T
 
 from xai_kedro.core.bronze import pixels_from_rows
 from xai_kedro.core.embeddings import embed_images
-from xai_kedro.spark.worker import cached_backbone, use_task_cpus, worker_device
+from xai_kedro.spark.worker import (
+    cached_backbone,
+    ensure_worker_logging,
+    use_task_cpus,
+    worker_device,
+)
 
 EMBEDDING_SCHEMA = T.StructType(
     [
@@ -27,6 +32,7 @@ def make_embedder(
     device: str = "auto",
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     def embed_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        ensure_worker_logging()
         use_task_cpus()
         target = worker_device(device)
         backbone = cached_backbone(backbone_source, local_files_only, str(target))

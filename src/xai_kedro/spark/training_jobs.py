@@ -14,7 +14,7 @@ import torch
 from xai_kedro.core.adapters import AdapterConfig, attach_adapter, save_adapter
 from xai_kedro.core.classifier import ViTClassifier
 from xai_kedro.core.training import train_adapter
-from xai_kedro.spark.worker import cached_backbone, worker_device
+from xai_kedro.spark.worker import cached_backbone, ensure_worker_logging, worker_device
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ def training_partition(
     """`mapPartitions` body: the jobs of one partition run one after another."""
 
     def run(jobs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        ensure_worker_logging()
         data = data_broadcast.value
         for job in jobs:
             yield run_training_job(job, data, backbone, device_preference, threads_per_job)

@@ -31,6 +31,17 @@ def worker_device(preferred: str | None = "auto") -> torch.device:
     return device
 
 
+def ensure_worker_logging(level: int = logging.INFO) -> None:
+    """Python workers do not inherit Kedro's logging config: send our INFO logs to stderr,
+    which Spark forwards to the driver console in local mode and to executor logs on a cluster."""
+    package = logging.getLogger("xai_kedro")
+    if not package.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        package.addHandler(handler)
+        package.setLevel(level)
+
+
 def use_task_cpus() -> None:
     """One torch thread per core Spark gave this task (`spark.task.cpus`): several tasks share
     a machine, and oversubscribed CPU torch slows down by an order of magnitude."""

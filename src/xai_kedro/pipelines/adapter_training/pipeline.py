@@ -24,5 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="adapter_training_curves_plot",
                 name="plot_training_curves",
             ),
-        ]
+        ],
+        namespace="adapter_training",
+        prefix_datasets_with_namespace=False,
     )

@@ -35,5 +35,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="bronze_embeddings",
                 name="embed_images",
             ),
-        ]
+        ],
+        namespace="ingestion",
+        prefix_datasets_with_namespace=False,
     )

@@ -42,4 +42,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         node(write_report, inputs=list(GOLD_TABLES), outputs="summary_report", name="write_report"),
     ]
-    return pipeline(nodes)
+    return pipeline(
+        nodes,
+        namespace="meta_learning",
+        prefix_datasets_with_namespace=False,
+    )

@@ -30,5 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="degradation_plot",
                 name="plot_degradation",
             ),
-        ]
+        ],
+        namespace="ood",
+        prefix_datasets_with_namespace=False,
     )

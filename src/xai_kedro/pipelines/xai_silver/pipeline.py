@@ -24,5 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="failure_gallery",
                 name="failure_gallery",
             ),
-        ]
+        ],
+        namespace="xai_silver",
+        prefix_datasets_with_namespace=False,
     )
