@@ -1,0 +1,197 @@
+"""XAI + OOD engine throughput against a naive loop and the compiled forward ceiling.
+
+DINOv2-B/14 architecture with random weights (no download), 224 px, 37 classes, three DoRA +
+rsLoRA adapters (ranks 4/16/32, query/value/fc1/fc2), K = 16 deletion and insertion steps, the
+nine reference corruptions. Prints forward-equivalents per second, where one (image, adapter)
+is worth 1 + 2K + 9 forward passes (token_drop steps are shorter, which is the point).
+
+    python benchmarks/engine_gpu.py                # the real benchmark (GPU)
+    python benchmarks/engine_gpu.py --tiny         # smoke run on CPU with a tiny model
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Dinov2Config
+
+from benchmarks._common import commit, print_table, timed
+from xai_kedro.core.adapters import (
+    AdapterConfig,
+    attach_adapter,
+    build_inference_model,
+    read_adapter_files,
+    save_adapter,
+)
+from xai_kedro.core.backbone import build_backbone, freeze
+from xai_kedro.core.classifier import ViTClassifier
+from xai_kedro.core.corruptions import build_specs
+from xai_kedro.core.device import pick_device
+from xai_kedro.core.inference import as_uint8_images, images_x255, model_input
+from xai_kedro.core.ood import evaluate_corruptions
+from xai_kedro.core.xai_engine import (
+    XAIConfig,
+    compute_xai,
+    eager_last_layer_attention,
+    reference_deletion_insertion,
+)
+
+BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, patch_size=14)
+TINY = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=8)
+
+
+def make_zoo(config: Dinov2Config, num_classes: int, ranks: list[int], device, workdir: Path):
+    torch.manual_seed(0)
+    backbone = freeze(build_backbone(config))
+    models = []
+    for rank in ranks:
+        cfg = AdapterConfig.from_dict(
+            {
+                "adapter_id": f"r{rank}",
+                "rank": rank,
+                "alpha": "2r",
+                "use_dora": True,
+                "use_rslora": True,
+                "target_roles": ["query", "value", "fc1", "fc2"],
+            }
+        )
+        model = attach_adapter(ViTClassifier(copy.deepcopy(backbone), num_classes), cfg)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "lora_B" in name:
+                    param.normal_(0, 0.02)
+        save_adapter(model, cfg, workdir / cfg.adapter_id, {"config_hash": cfg.adapter_id})
+        files = read_adapter_files(workdir / cfg.adapter_id)
+        models.append(build_inference_model(backbone, files, num_classes).to(device).eval())
+    return models
+
+
+def naive_reference(model, images, labels, config: XAIConfig, specs, device) -> int:
+    """fp32, eager attention with output_attentions, one image and one step at a time."""
+    forwards = 0
+    size = config.input_size
+    for image, label in zip(images, labels, strict=True):
+        x = model_input(images_x255(as_uint8_images(image[None]), size, device))
+        heatmap = eager_last_layer_attention(model, x)[0]
+        forwards += 1
+        reference_deletion_insertion(model, image, int(label), heatmap, config, device)
+        forwards += 2 * config.steps
+        for spec in specs:
+            evaluate_corruptions(
+                model, image[None], np.array([label]), ["x"], [spec],
+                input_size=size, device=device, batch_size=1,
+            )  # fmt: skip
+            forwards += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return forwards
+
+
+def engine(models, images, labels, config: XAIConfig, specs, device, ood_batch: int) -> int:
+    ids = [f"img{i}" for i in range(len(images))]
+    for model in models:
+        compute_xai(model, images, labels, None, config, device)
+        evaluate_corruptions(
+            model, images, labels, ids, specs,
+            input_size=config.input_size, device=device, batch_size=ood_batch,
+        )  # fmt: skip
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(models) * len(images) * (1 + 2 * config.steps + len(specs))
+
+
+def compiled_ceiling(model, size: int, batch: int, device, iters: int) -> float:
+    """Images per second of the bf16 (CUDA) / fp32 (CPU) compiled forward on random input."""
+    compiled = torch.compile(model) if device.type == "cuda" else model
+    x = torch.randn(batch, 3, size, size, device=device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    with (
+        torch.inference_mode(),
+        torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"),
+    ):
+        for _ in range(3):
+            compiled(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+        def run() -> None:
+            for _ in range(iters):
+                compiled(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        seconds, _ = timed(run)
+    return batch * iters / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="small model, CPU-friendly smoke run")
+    parser.add_argument("--images", type=int, default=None, help="images for the engine run")
+    parser.add_argument("--naive-images", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=None, help="engine chunk size (images)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    device = pick_device(args.device)
+    size = 32 if args.tiny else 224
+    arch = TINY if args.tiny else BASE
+    n_images = args.images or (16 if args.tiny else 1024)
+    n_naive = args.naive_images or (2 if args.tiny else 8)
+    chunk = args.batch or (16 if args.tiny else 256)
+    num_classes = 37
+    config = Dinov2Config(image_size=size, mlp_ratio=4, **arch)
+    specs = build_specs("reference")
+    xai = XAIConfig.from_dict(
+        {"steps": args.steps, "input_size": size, "batch_size": chunk, "max_batch_tokens": 1 << 22}
+    )
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n_images, size, size, 3), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, n_images)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = make_zoo(config, num_classes, [4, 16, 32], device, Path(tmp))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    naive_s, naive_fwd = timed(
+        lambda: naive_reference(models[0], images[:n_naive], labels[:n_naive], xai, specs, device)
+    )
+    engine(
+        models[:1], images[: min(chunk, n_images)], labels[:chunk], xai, specs, device, 4 * chunk
+    )
+    engine_s, engine_fwd = timed(
+        lambda: engine(models, images, labels, xai, specs, device, 4 * chunk)
+    )
+    ceiling_ips = compiled_ceiling(models[0], size, chunk, device, iters=3 if args.tiny else 20)
+
+    naive_rate = naive_fwd / naive_s
+    engine_rate = engine_fwd / engine_s
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print_table(
+        f"engine_gpu ({'tiny' if args.tiny else 'DINOv2-B/14'}, {card}, commit {commit()})",
+        [
+            ("device", card),
+            ("torch", torch.__version__),
+            ("images x adapters (engine)", f"{n_images} x {len(models)}"),
+            ("forward-equivalents per (image, adapter)", str(1 + 2 * args.steps + len(specs))),
+            ("(a) naive fwd-eq/s", f"{naive_rate:,.1f}"),
+            ("(b) engine fwd-eq/s", f"{engine_rate:,.1f}"),
+            ("(c) compiled forward ceiling, images/s", f"{ceiling_ips:,.1f}"),
+            ("(b) / (c)", f"{engine_rate / ceiling_ips:.1%}"),
+            ("(b) / (a) speed-up", f"{engine_rate / naive_rate:,.1f}x"),
+            ("engine wall time (s)", f"{engine_s:,.2f}"),
+            ("peak GPU memory (GiB)", f"{peak:.2f}"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""What Spark adds to the XAI stage, and how its time grows with the number of images (CPU).
+
+Runs `xai_silver`'s node (iterator Pandas UDF, broadcast adapters, merge per partition) and the
+core engine called directly on the same rows, with a small model, at 1x, 2x and 4x the images.
+
+    python benchmarks/spark_overhead.py [--images 128] [--partitions 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks._common import ROOT, commit, print_table, timed
+from xai_kedro.core.adapters import (
+    AdapterConfig,
+    attach_adapter,
+    build_inference_model,
+    read_adapter_files,
+    save_adapter,
+)
+from xai_kedro.core.backbone import build_backbone, freeze, save_backbone, small_backbone_config
+from xai_kedro.core.classifier import ViTClassifier
+from xai_kedro.core.xai_engine import XAIConfig, compute_xai
+from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
+from xai_kedro.spark.session import configure_spark, get_spark
+
+SIZE, NUM_CLASSES = 48, 6
+ENGINE = {"steps": 8, "batch_size": 64}
+
+
+def build_zoo(root: Path) -> tuple[torch.nn.Module, pd.DataFrame, dict]:
+    torch.manual_seed(0)
+    backbone = freeze(build_backbone(small_backbone_config(image_size=SIZE)))
+    save_backbone(backbone, root / "backbone")
+    rows = []
+    for rank in (0, 4, 8):
+        cfg = AdapterConfig.from_dict({"adapter_id": f"r{rank}", "rank": rank, "alpha": "2r"})
+        model = attach_adapter(ViTClassifier(copy.deepcopy(backbone), NUM_CLASSES), cfg)
+        save_adapter(model, cfg, root / cfg.adapter_id, {"config_hash": cfg.adapter_id})
+        rows.append({"adapter_id": cfg.adapter_id, "path": str(root / cfg.adapter_id)})
+    manifest = {"source": str(root / "backbone"), "local_files_only": True, "input_size": SIZE}
+    return backbone, pd.DataFrame(rows), manifest
+
+
+def bronze_frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(n)
+    pixels = rng.integers(0, 256, (n, SIZE, SIZE, 3), dtype=np.uint8)
+    return pd.DataFrame(
+        {
+            "image_id": [f"img{i:06d}" for i in range(n)],
+            "label": rng.integers(0, NUM_CLASSES, n).astype("int32"),
+            "split": "test",
+            "height": SIZE,
+            "width": SIZE,
+            "pixels": [p.tobytes() for p in pixels],
+            "mask": None,
+        }
+    )
+
+
+def direct(backbone, zoo: pd.DataFrame, frame: pd.DataFrame) -> int:
+    images = np.stack([np.frombuffer(p, np.uint8).reshape(SIZE, SIZE, 3) for p in frame["pixels"]])
+    config = XAIConfig.from_dict({"input_size": SIZE, **ENGINE})
+    rows = 0
+    for row in zoo.itertuples():
+        model = build_inference_model(backbone, read_adapter_files(row.path), NUM_CLASSES)
+        rows += len(compute_xai(model, images, frame["label"].to_numpy(), None, config, "cpu"))
+    return rows
+
+
+def through_spark(spark, zoo, manifest, frame: pd.DataFrame, partitions: int) -> int:
+    schema = (
+        "image_id string, label int, split string, height int, width int, "
+        "pixels binary, mask binary"
+    )
+    bronze = spark.createDataFrame(frame, schema=schema).cache()
+    bronze.count()
+    execution = {"device": "cpu", "xai_partitions": partitions}
+    silver = compute_silver_xai(bronze, zoo, manifest, {"engine": ENGINE}, execution)
+    rows = silver.count()
+    silver.unpersist()
+    bronze.unpersist()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=128, help="images at 1x")
+    parser.add_argument("--partitions", type=int, default=2, help="= cores used by Spark")
+    args = parser.parse_args()
+    import yaml
+
+    conf = yaml.safe_load((ROOT / "conf/base/spark.yml").read_text())
+    conf["spark.master"] = f"local[{args.partitions}]"
+    configure_spark(conf)
+    spark = get_spark()
+    # The direct engine gets the same cores Spark has (one torch thread per Spark task).
+    torch.set_num_threads(args.partitions)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        backbone, zoo, manifest = build_zoo(Path(tmp))
+        through_spark(spark, zoo, manifest, bronze_frame(16), args.partitions)  # warm workers
+        for factor in (1, 2, 4):
+            frame = bronze_frame(args.images * factor)
+            t_direct, _ = timed(lambda f=frame: direct(backbone, zoo, f))
+            t_spark, rows = timed(
+                lambda f=frame: through_spark(spark, zoo, manifest, f, args.partitions)
+            )
+            results.append((factor, len(frame), rows, t_direct, t_spark))
+    base = results[0]
+    table = [("machine", f"CPU, {args.partitions} Spark cores; commit {commit()}")]
+    for factor, n, rows, t_direct, t_spark in results:
+        table += [
+            (f"{factor}x: images / silver rows", f"{n} / {rows}"),
+            (f"{factor}x: engine direct (s)", f"{t_direct:.2f}"),
+            (f"{factor}x: through Spark (s)", f"{t_spark:.2f}"),
+            (f"{factor}x: Spark overhead", f"{t_spark / t_direct - 1:+.1%}"),
+            (f"{factor}x: Spark time / (factor x 1x time)", f"{t_spark / (factor * base[4]):.3f}"),
+        ]
+    print_table("spark_overhead (xai_silver, small ViT)", table)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
