@@ -27,5 +27,9 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+viz-check: setup
+	$(BIN)/python -m pip install --quiet -e ".[viz]"
+	$(BIN)/python scripts/check_viz.py --screenshot build_viz/kedro-viz.png
+
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep ! -name README.md -delete

@@ -300,7 +300,7 @@ def _object_share(heatmap: torch.Tensor, masks: list | None, grid: int) -> np.nd
         return out
     present = [i for i, m in enumerate(masks) if m is not None]
     if present:
-        stacked = torch.stack([torch.as_tensor(np.asarray(masks[i])) for i in present])
+        stacked = torch.stack([torch.as_tensor(np.array(masks[i])) for i in present])
         share = object_attention_share(heatmap[present].cpu(), stacked, grid)
         out[present] = share.numpy()
     return out

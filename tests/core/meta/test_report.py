@@ -193,3 +193,10 @@ def test_report_on_real_gold_tables(silver: tuple[pd.DataFrame, ...]) -> None:
     # the confidence features vary per (image, adapter) only, so ungrouped folds leak
     assert "Caveat (leakage)" in text
     assert "XAI features **add**" in text
+
+
+def test_no_accuracy_drop_names_no_worst_corruption() -> None:
+    worst = _tables()["worst_corruption"].assign(max_drop_pct=[0.0, -1.5, 0.0])
+    text = summary_report({"worst_corruption": worst})
+    assert "No corruption lowered any adapter's accuracy" in text
+    assert "most damaging" not in text

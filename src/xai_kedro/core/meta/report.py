@@ -163,16 +163,17 @@ def _leakage_section(comp: pd.DataFrame, tolerance: float) -> list[str]:
 
 def _corruption_section(worst: pd.DataFrame) -> list[str]:
     lines = ["## Worst corruption"]
-    counts = worst["worst_corruption"].value_counts()
     top = worst.loc[worst["max_drop_pct"].idxmax()]
+    if not float(top["max_drop_pct"]) > 0:
+        lines.append("No corruption lowered any adapter's accuracy below its clean level.")
+        return lines
+    counts = worst.loc[worst["max_drop_pct"] > 0, "worst_corruption"].value_counts()
     lines.append(
         f"**{counts.index[0]}** is the most damaging corruption for {int(counts.iloc[0])} of "
         f"{len(worst)} adapters. The largest drop is {_f(top['max_drop_pct'], '.1f')}% relative "
         f"to clean accuracy ({top['adapter_id']}, {top['worst_corruption']}/"
         f"{top['worst_severity']})."
     )
-    if not float(top["max_drop_pct"]) > 0:
-        lines.append("No corruption lowered accuracy below the clean level.")
     for _, r in worst.iterrows():
         lines.append(
             f"- {r['adapter_id']}: {r['worst_corruption']}/{r['worst_severity']} "

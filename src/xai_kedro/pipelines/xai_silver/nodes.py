@@ -12,9 +12,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from xai_kedro.core.adapters import read_adapter_files
 from xai_kedro.core.bronze import centre_crop, masks_from_rows, pixels_from_rows
 from xai_kedro.core.gallery import failure_figure
 from xai_kedro.core.xai_engine import XAI_COLUMNS, XAIConfig, compute_xai
+from xai_kedro.spark.adapter_udfs import eval_crop_of
 from xai_kedro.spark.zoo import check_exactly_once, count_split, run_zoo
 
 logger = logging.getLogger(__name__)
@@ -89,9 +91,17 @@ def compute_silver_xai(
 
 
 def failure_gallery(
-    silver_xai: DataFrame, bronze_images: DataFrame, params: dict[str, Any]
+    silver_xai: DataFrame,
+    bronze_images: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    params: dict[str, Any],
 ) -> dict[str, Figure]:
-    """Per adapter: the most confident mistakes, with their attention overlay."""
+    """Per adapter: the most confident mistakes, with their attention overlay drawn on the
+    view the adapter saw (its evaluation crop)."""
+    crops = {
+        row.adapter_id: eval_crop_of(read_adapter_files(row.path))
+        for row in adapter_zoo.itertuples()
+    }
     per_adapter = int(params["max_images_per_adapter"])
     wrong = silver_xai.filter(~F.col("is_correct")).select(
         "image_id", "adapter_id", "label", "pred", "confidence", "heatmap"
@@ -115,9 +125,9 @@ def failure_gallery(
     figures = {}
     for adapter_id, group in wrong.groupby("adapter_id", sort=True):
         rows = images.loc[group["image_id"]]
-        figures[adapter_id] = failure_figure(
+        figures[f"{adapter_id}.png"] = failure_figure(
             f"{adapter_id}: most confident mistakes",
-            list(pixels_from_rows(rows)),
+            list(centre_crop(pixels_from_rows(rows), crops[adapter_id])),
             list(group["heatmap"]),
             [
                 f"true {names.get(t, t)}\npred {names.get(p, p)} ({c:.2f})"

@@ -20,7 +20,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 failure_gallery,
-                inputs=["silver_xai", "bronze_images", "params:xai_silver.gallery"],
+                inputs=[
+                    "silver_xai",
+                    "bronze_images",
+                    "adapter_zoo",
+                    "params:xai_silver.gallery",
+                ],
                 outputs="failure_gallery",
                 name="failure_gallery",
             ),
