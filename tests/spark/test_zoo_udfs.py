@@ -164,3 +164,15 @@ def test_udf_silver_ood_equals_direct_and_is_rerun_stable(zoo, bronze):
     left, right = _sorted(first, keys), _sorted(direct, keys)
     assert (left["pred"].to_numpy() == right["pred"].to_numpy()).all()
     np.testing.assert_allclose(left["confidence"], right["confidence"], atol=1e-5)
+
+
+def test_incomplete_or_duplicated_tables_are_refused(spark):
+    from xai_kedro.spark.zoo import check_exactly_once
+
+    good = spark.createDataFrame([("a", "x"), ("b", "x")], "image_id string, adapter_id string")
+    assert check_exactly_once(good, ["image_id", "adapter_id"], 2, "t") is good
+    duplicated = good.union(good.limit(1))
+    with pytest.raises(RuntimeError, match="exactly one row per"):
+        check_exactly_once(duplicated, ["image_id", "adapter_id"], 3, "t")
+    with pytest.raises(RuntimeError, match=r"\(3 rows\) but got 2"):
+        check_exactly_once(good, ["image_id", "adapter_id"], 3, "t")

@@ -27,11 +27,17 @@ def run_zoo(
     evaluate: Evaluate,
     schema: T.StructType,
     *,
+    name: str,
+    keys: list[str],
+    rows_per_pair: int,
     split: str,
     partitions: int,
     device: str,
 ) -> DataFrame:
-    """Every adapter of the zoo over every `split` image, through one iterator-UDF pass."""
+    """Every adapter of the zoo over every `split` image, through one iterator-UDF pass.
+
+    The result is persisted and checked to hold exactly one row per `keys` and
+    `rows_per_pair` rows per (image, adapter) before anyone writes it."""
     if adapter_zoo.empty:
         raise ValueError("adapter_zoo is empty: run the adapter_training pipeline first")
     spark = get_spark()
@@ -45,7 +51,9 @@ def run_zoo(
     num_classes = int(bronze_images.agg(F.max("label")).first()[0]) + 1
     images = bronze_images.filter(F.col("split") == split).select(*BRONZE_INPUT_COLUMNS)
     udf = make_adapter_udf(evaluate, schema, broadcast, backbone_manifest, num_classes, device)
-    return images.repartition(int(partitions), "image_id").mapInPandas(udf, schema)
+    table = images.repartition(int(partitions), "image_id").mapInPandas(udf, schema).persist()
+    expected = images.count() * len(adapter_zoo) * rows_per_pair
+    return check_exactly_once(table, keys, expected, name)
 
 
 def check_exactly_once(
@@ -62,7 +70,3 @@ def check_exactly_once(
             f"{stats['rows']} rows with {stats['distinct']} distinct keys"
         )
     return table
-
-
-def count_split(bronze_images: DataFrame, split: str) -> int:
-    return bronze_images.filter(F.col("split") == split).count()

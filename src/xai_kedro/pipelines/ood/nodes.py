@@ -16,7 +16,7 @@ from xai_kedro.core.corruptions import CorruptionSpec, build_specs
 from xai_kedro.core.meta.gold import degradation
 from xai_kedro.core.meta.plots import degradation_heatmap
 from xai_kedro.core.ood import evaluate_corruptions
-from xai_kedro.spark.zoo import check_exactly_once, count_split, run_zoo
+from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
 
@@ -74,20 +74,19 @@ def compute_silver_ood(
         int(params["batch_size"]),
         int(params["base_seed"]),
     )
-    split = params.get("split", "test")
-    silver = run_zoo(
+    return run_zoo(
         bronze_images,
         adapter_zoo,
         backbone_manifest,
         evaluate,
         SILVER_OOD_SCHEMA,
-        split=split,
+        name="silver_ood",
+        keys=["image_id", "adapter_id", "corruption", "severity"],
+        rows_per_pair=len(specs),
+        split=params.get("split", "test"),
         partitions=int(execution["ood_partitions"]),
         device=execution.get("device", "auto"),
-    ).persist()
-    expected = count_split(bronze_images, split) * len(adapter_zoo) * len(specs)
-    keys = ["image_id", "adapter_id", "corruption", "severity"]
-    return check_exactly_once(silver, keys, expected, "silver_ood")
+    )
 
 
 def degradation_table(

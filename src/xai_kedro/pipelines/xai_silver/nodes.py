@@ -17,7 +17,7 @@ from xai_kedro.core.bronze import centre_crop, masks_from_rows, pixels_from_rows
 from xai_kedro.core.gallery import failure_figure
 from xai_kedro.core.xai_engine import XAI_COLUMNS, XAIConfig, compute_xai
 from xai_kedro.spark.adapter_udfs import eval_crop_of
-from xai_kedro.spark.zoo import check_exactly_once, count_split, run_zoo
+from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +76,19 @@ def compute_silver_xai(
     config = XAIConfig.from_dict(
         {"input_size": backbone_manifest["input_size"], **params["engine"]}
     )
-    silver = run_zoo(
+    return run_zoo(
         bronze_images,
         adapter_zoo,
         backbone_manifest,
         xai_evaluator(config),
         SILVER_XAI_SCHEMA,
+        name="silver_xai",
+        keys=["image_id", "adapter_id"],
+        rows_per_pair=1,
         split=params.get("split", "test"),
         partitions=int(execution["xai_partitions"]),
         device=execution.get("device", "auto"),
-    ).persist()
-    expected = count_split(bronze_images, params.get("split", "test")) * len(adapter_zoo)
-    return check_exactly_once(silver, ["image_id", "adapter_id"], expected, "silver_xai")
+    )
 
 
 def failure_gallery(
