@@ -12,12 +12,10 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 from torch import nn
 from transformers import (
-    Dinov2Config,
     Dinov2Model,
-    Dinov2WithRegistersConfig,
-    Dinov2WithRegistersModel,
 )
 
+from tests.core.tiny import tiny_backbone as shared_tiny_backbone
 from xai_kedro.core import adapters
 from xai_kedro.core.adapters import (
     AdapterConfig,
@@ -39,22 +37,7 @@ ALL_ROLES = ("query", "value", "fc1", "fc2")
 
 
 def tiny_backbone(registers: int = 0, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    common = dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        mlp_ratio=2,
-        patch_size=8,
-        image_size=32,
-    )
-    if registers:
-        model = Dinov2WithRegistersModel(
-            Dinov2WithRegistersConfig(num_register_tokens=registers, **common)
-        )
-    else:
-        model = Dinov2Model(Dinov2Config(**common))
-    return model.eval().requires_grad_(False)
+    return shared_tiny_backbone(registers, seed).requires_grad_(False)
 
 
 def trained_like(classifier: nn.Module, seed: int = 1, scale: float = 0.2) -> nn.Module:

@@ -7,13 +7,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-from transformers import (
-    Dinov2Config,
-    Dinov2Model,
-    Dinov2WithRegistersConfig,
-    Dinov2WithRegistersModel,
-)
 
+from tests.core.tiny import tiny_backbone
 from xai_kedro.core.attention import (
     EXPLAINERS,
     attention_explainer,
@@ -28,23 +23,8 @@ from xai_kedro.core.xai_engine import eager_last_layer_attention
 
 
 def tiny_model(registers: int = 0, layers: int = 2, seed: int = 0) -> ViTClassifier:
-    """hidden 32, patch 8, 32 px (16 patches); larger init so attention is far from uniform."""
-    torch.manual_seed(seed)
-    common = dict(
-        hidden_size=32,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        mlp_ratio=2,
-        patch_size=8,
-        image_size=32,
-        initializer_range=0.25,
-    )
-    if registers:
-        backbone = Dinov2WithRegistersModel(
-            Dinov2WithRegistersConfig(num_register_tokens=registers, **common)
-        )
-    else:
-        backbone = Dinov2Model(Dinov2Config(**common))
+    """Larger init so attention is far from uniform."""
+    backbone = tiny_backbone(registers, seed, layers=layers, heads=4, init=0.25)
     return ViTClassifier(backbone, num_classes=5).eval()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import Dinov2Config, Dinov2Model
 
+from tests.core.tiny import tiny_backbone
 from xai_kedro.core.classifier import ViTClassifier
 from xai_kedro.core.inference import (
     OOD_COLUMNS,
@@ -20,17 +20,7 @@ from xai_kedro.core.preprocessing import IMAGENET_MEAN, to_model_input
 
 
 def tiny_model(seed: int = 0) -> ViTClassifier:
-    torch.manual_seed(seed)
-    config = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        mlp_ratio=2,
-        patch_size=8,
-        image_size=32,
-        initializer_range=0.25,
-    )
-    return ViTClassifier(Dinov2Model(config), num_classes=4).eval()
+    return ViTClassifier(tiny_backbone(seed=seed, init=0.25), num_classes=4).eval()
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import Dinov2Config, Dinov2Model
 
+from tests.core.tiny import tiny_backbone as shared_tiny_backbone
 from xai_kedro.core.adapters import AdapterConfig, attach_adapter
 from xai_kedro.core.augment import (
     AugmentConfig,
@@ -26,17 +26,8 @@ NUM_CLASSES = 3
 SIZE = 32
 
 
-def tiny_backbone(seed: int = 0) -> Dinov2Model:
-    torch.manual_seed(seed)
-    config = Dinov2Config(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        mlp_ratio=2,
-        patch_size=8,
-        image_size=SIZE,
-    )
-    return Dinov2Model(config).eval().requires_grad_(False)
+def tiny_backbone(seed: int = 0) -> torch.nn.Module:
+    return shared_tiny_backbone(seed=seed, size=SIZE).requires_grad_(False)
 
 
 def coloured_squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,13 +6,8 @@ import numpy as np
 import pytest
 import torch
 from scipy.ndimage import gaussian_filter
-from transformers import (
-    Dinov2Config,
-    Dinov2Model,
-    Dinov2WithRegistersConfig,
-    Dinov2WithRegistersModel,
-)
 
+from tests.core.tiny import tiny_backbone
 from xai_kedro.core.classifier import ViTClassifier
 from xai_kedro.core.preprocessing import IMAGENET_MEAN, normalise, to_model_input
 from xai_kedro.core.xai_engine import (
@@ -30,23 +25,8 @@ N_PATCHES = 16  # 32 px / patch 8
 
 
 def tiny_model(registers: int = 0, seed: int = 0) -> ViTClassifier:
-    """Tiny DINOv2; larger init and head so attention and probabilities react to perturbation."""
-    torch.manual_seed(seed)
-    common = dict(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        mlp_ratio=2,
-        patch_size=8,
-        image_size=32,
-        initializer_range=0.25,
-    )
-    if registers:
-        backbone = Dinov2WithRegistersModel(
-            Dinov2WithRegistersConfig(num_register_tokens=registers, **common)
-        )
-    else:
-        backbone = Dinov2Model(Dinov2Config(**common))
+    """Larger init and head so attention and probabilities react to perturbation."""
+    backbone = tiny_backbone(registers, seed, heads=4, init=0.25)
     model = ViTClassifier(backbone, num_classes=4).eval()
     with torch.no_grad():
         model.head.weight.mul_(8.0)

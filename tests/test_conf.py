@@ -1,0 +1,68 @@
+"""The three environments resolve, and `paper` is seed 001's experiment."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from tests.conftest import PROJECT_ROOT
+from xai_kedro import settings
+from xai_kedro.core.adapters import expand_zoo
+from xai_kedro.core.corruptions import build_specs
+
+
+def load(env: str, key: str) -> dict:
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        env=env,
+        **{k: v for k, v in settings.CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
+    )
+    return loader[key]
+
+
+@pytest.mark.parametrize("env", ["base", "paper", "cluster"])
+def test_every_env_has_every_pipeline_parameter_block(env):
+    params = load(env, "parameters")
+    for block in ("backbone", "execution", "ingestion", "adapter_training", "xai_silver", "ood"):
+        assert block in params, block
+    assert "spark.master" in load(env, "spark")
+
+
+def test_cluster_runs_paper_experiment_and_changes_only_execution(monkeypatch):
+    monkeypatch.setenv("SPARK_MASTER_URL", "spark://head:7077")
+    paper, cluster = load("paper", "parameters"), load("cluster", "parameters")
+    assert {k: v for k, v in paper.items() if k != "execution"} == {
+        k: v for k, v in cluster.items() if k != "execution"
+    }
+    assert cluster["execution"]["training_concurrency"] is None
+    spark = load("cluster", "spark")
+    assert spark["spark.master"] == "spark://head:7077"
+    assert spark["spark.task.resource.gpu.amount"] == 1
+
+
+def test_paper_zoo_is_seed_001():
+    params = load("paper", "parameters")
+    zoo = expand_zoo(params["adapter_training"]["zoo"])
+    assert [(c.rank, c.alpha) for c in zoo] == [(4, 8.0), (16, 32.0), (32, 64.0)]
+    for cfg in zoo:
+        assert cfg.use_dora and cfg.use_rslora and cfg.dropout == 0.1
+        assert set(cfg.target_roles) == {"query", "value", "fc1", "fc2"}
+        assert (cfg.optimizer, cfg.lr, cfg.epochs) == ("adamw", 3e-4, 15)
+        assert (cfg.batch_size, cfg.grad_accumulation) == (16, 2)
+        aug = cfg.augmentation
+        assert (aug.rotation_deg, aug.hflip_p, aug.crop_size) == (30, 0.5, 224)
+        assert aug.brightness == aug.contrast == 0.2
+    assert params["backbone"]["source"] == "facebook/dinov2-base"
+    assert params["ingestion"]["storage_size"] == 256
+    specs = build_specs(params["ood"]["preset"], params["ood"]["corruptions"])
+    assert {(s.corruption, s.value) for s in specs} == {
+        ("gaussian_noise", 15.0), ("gaussian_noise", 40.0), ("gaussian_noise", 80.0),
+        ("gaussian_blur", 1.0), ("gaussian_blur", 3.0), ("gaussian_blur", 6.0),
+        ("contrast", 0.7), ("contrast", 0.4), ("contrast", 0.15),
+    }  # fmt: skip
+
+
+def test_base_zoo_has_a_probe_and_several_ranks():
+    zoo = expand_zoo(load("base", "parameters")["adapter_training"]["zoo"])
+    ranks = [c.rank for c in zoo]
+    assert len(zoo) >= 6 and 0 in ranks and len(set(ranks) - {0}) >= 3
