@@ -149,7 +149,7 @@ def main() -> None:
     config = Dinov2Config(image_size=size, mlp_ratio=4, **arch)
     specs = build_specs("reference")
     xai = XAIConfig.from_dict(
-        {"steps": args.steps, "input_size": size, "batch_size": chunk, "max_batch_tokens": 1 << 22}
+        {"steps": args.steps, "input_size": size, "batch_size": chunk, "max_batch_tokens": 1 << 21}
     )
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n_images, size, size, 3), dtype=np.uint8)
