@@ -112,6 +112,11 @@ def test_udf_silver_xai_equals_direct_engine(zoo, bronze):
     frame_spark, frame = bronze
     params = {"split": "test", "engine": {"steps": 4, "keep_heatmap": True}}
     via_spark = compute_silver_xai(frame_spark, adapters, manifest, params, EXECUTION).toPandas()
+    rerun = compute_silver_xai(frame_spark, adapters, manifest, params, EXECUTION).toPandas()
+    pd.testing.assert_frame_equal(
+        _sorted(via_spark, ["image_id", "adapter_id"]).drop(columns="heatmap"),
+        _sorted(rerun, ["image_id", "adapter_id"]).drop(columns="heatmap"),
+    )
     config = XAIConfig.from_dict({"input_size": SIZE, **params["engine"]})
 
     def run(model, test, pixels):
