@@ -20,7 +20,7 @@ from xai_kedro.core.backbone import (
 )
 from xai_kedro.core.bronze import pixels_from_rows
 from xai_kedro.core.device import pick_device
-from xai_kedro.core.sources import list_source
+from xai_kedro.core.sources import SOURCE_COLUMNS, list_source
 from xai_kedro.core.splits import assign_splits
 from xai_kedro.core.synthetic import SyntheticConfig, write_synthetic_dataset
 from xai_kedro.spark.embedding_udfs import EMBEDDING_SCHEMA, make_embedder
@@ -33,15 +33,8 @@ LISTING_SCHEMA = (
     "path string, rel_path string, image_id string, label int, "
     "label_name string, split string, mask_path string"
 )
-LISTING_SCHEMA_COLUMNS = (
-    "path",
-    "rel_path",
-    "image_id",
-    "label",
-    "label_name",
-    "split",
-    "mask_path",
-)
+# Every listing column but `problem` (flagged rows are quarantined without being read).
+LISTING_SCHEMA_COLUMNS = tuple(c for c in SOURCE_COLUMNS if c != "problem")
 QUARANTINE_COLUMNS = ["source_path", "image_id", "reason", "message", "content_hash"]
 BRONZE_COLUMNS = [
     "image_id", "label", "label_name", "split", "height", "width",
