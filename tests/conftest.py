@@ -88,7 +88,7 @@ def spark():
 
     conf = yaml.safe_load((PROJECT_ROOT / "conf/base/spark.yml").read_text())
     conf.update({"spark.master": "local[2]", "spark.sql.shuffle.partitions": 4})
-    configure_spark(conf, project_path=PROJECT_ROOT)
+    configure_spark(conf)
     session = get_spark()
     yield session
     session.stop()

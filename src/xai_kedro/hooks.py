@@ -24,7 +24,7 @@ class SparkHooks:
             spark_conf = context.config_loader["spark"]
         except KeyError:
             spark_conf = {}
-        configure_spark(spark_conf, project_path=context.project_path)
+        configure_spark(spark_conf)
         catalog_conf = context.config_loader["catalog"]
         self._spark_datasets = {
             name

@@ -181,3 +181,13 @@ def test_incomplete_or_duplicated_tables_are_refused(spark):
         check_exactly_once(duplicated, ["image_id", "adapter_id"], 3, "t")
     with pytest.raises(RuntimeError, match=r"\(3 rows\) but got 2"):
         check_exactly_once(good, ["image_id", "adapter_id"], 3, "t")
+
+
+def test_silver_schemas_follow_the_core_columns():
+    from xai_kedro.core.inference import OOD_COLUMNS
+    from xai_kedro.core.xai_engine import XAI_COLUMNS
+    from xai_kedro.pipelines.ood.nodes import SILVER_OOD_SCHEMA
+    from xai_kedro.pipelines.xai_silver.nodes import SILVER_XAI_SCHEMA
+
+    assert SILVER_XAI_SCHEMA.fieldNames() == ["image_id", "adapter_id", *XAI_COLUMNS]
+    assert SILVER_OOD_SCHEMA.fieldNames() == ["image_id", "adapter_id", *OOD_COLUMNS]

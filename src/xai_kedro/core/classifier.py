@@ -104,7 +104,3 @@ class ViTClassifier(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.forward_tokens(self.embed(pixel_values))
-
-    def cls_embedding(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Backbone CLS embedding after the final LayerNorm (Bronze embeddings, probes)."""
-        return self.encode(self.embed(pixel_values))[:, 0]

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def stack_uint8(images: list[np.ndarray] | np.ndarray) -> torch.Tensor:
-    """List/array of HxWx3 uint8 images (same size) -> uint8 tensor [B, H, W, 3]."""
-    if isinstance(images, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(images))
-    return torch.from_numpy(np.stack(images))
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:

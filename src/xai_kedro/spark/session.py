@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -17,10 +16,10 @@ _lock = threading.Lock()
 _settings: dict[str, Any] = {}
 
 
-def configure_spark(spark_conf: dict[str, Any], project_path: Path | str | None = None) -> None:
+def configure_spark(spark_conf: dict[str, Any]) -> None:
     """Remember the settings; nothing starts until `get_spark()` is called."""
     global _settings
-    _settings = {"conf": dict(spark_conf or {}), "project_path": project_path}
+    _settings = {"conf": dict(spark_conf or {})}
 
 
 def _builder_options(conf: dict[str, Any]) -> dict[str, str]:
@@ -51,6 +50,6 @@ def get_spark() -> SparkSession:
         for key, value in options.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel(_settings.get("log_level", "WARN"))
+        spark.sparkContext.setLogLevel("WARN")
         logger.info("Spark %s started: master=%s", spark.version, spark.sparkContext.master)
         return spark

@@ -26,7 +26,7 @@ def run_training_job(
     device_preference: str,
     threads_per_job: int | None,
 ) -> dict[str, Any]:
-    """Train one adapter config and save it atomically; returns its manifest row and curve."""
+    """Train one adapter config and save it atomically; returns its id and validation metrics."""
     if threads_per_job:
         torch.set_num_threads(int(threads_per_job))
     cfg = AdapterConfig.from_dict(job["config"])

@@ -48,11 +48,16 @@ def run_zoo(
         sum(len(b) for f in files.values() for b in f.values()) / 1e6,
     )
     broadcast = spark.sparkContext.broadcast(files)
-    num_classes = int(bronze_images.agg(F.max("label")).first()[0]) + 1
+    # one pass over Bronze for both the class count and the number of images to evaluate
+    stats = bronze_images.agg(
+        F.max("label").alias("max_label"),
+        F.sum((F.col("split") == split).cast("long")).alias("n_images"),
+    ).first()
+    num_classes = int(stats["max_label"]) + 1
     images = bronze_images.filter(F.col("split") == split).select(*BRONZE_INPUT_COLUMNS)
     udf = make_adapter_udf(evaluate, schema, broadcast, backbone_manifest, num_classes, device)
     table = images.repartition(int(partitions), "image_id").mapInPandas(udf, schema).persist()
-    expected = images.count() * len(adapter_zoo) * rows_per_pair
+    expected = int(stats["n_images"] or 0) * len(adapter_zoo) * rows_per_pair
     return check_exactly_once(table, keys, expected, name)
 
 
@@ -70,3 +75,8 @@ def check_exactly_once(
             f"{stats['rows']} rows with {stats['distinct']} distinct keys"
         )
     return table
+
+
+def count_classes(bronze_images: DataFrame) -> int:
+    """Labels are 0..K-1 over the whole Bronze table (every split): K."""
+    return int(bronze_images.agg(F.max("label")).first()[0]) + 1

@@ -18,6 +18,7 @@ from xai_kedro.core.backbone import backbone_fingerprint
 from xai_kedro.core.bronze import pixels_from_rows
 from xai_kedro.spark.session import get_spark
 from xai_kedro.spark.training_jobs import training_partition
+from xai_kedro.spark.zoo import count_classes
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def train_adapter_zoo(
         .orderBy("image_id")
         .toPandas()
     )
-    num_classes = int(bronze_images.agg(F.max("label")).first()[0]) + 1
+    num_classes = count_classes(bronze_images)
     fingerprint = _data_fingerprint(rows, backbone_manifest)
     zoo_dir = Path(training["zoo_dir"])
 
@@ -74,11 +75,10 @@ def train_adapter_zoo(
         )
 
     if jobs:
-        trained = _run_jobs(jobs, rows, backbone_manifest, execution)
-        for job, result in zip(jobs, trained, strict=True):
-            done[result["adapter_id"]] = json.loads(
-                (Path(job["directory"]) / "adapter_meta.json").read_text()
-            )
+        _run_jobs(jobs, rows, backbone_manifest, execution)
+        for job in jobs:
+            meta_file = Path(job["directory"]) / "adapter_meta.json"
+            done[job["config"]["adapter_id"]] = json.loads(meta_file.read_text())
     manifest, curves = _manifest(configs, done, zoo_dir)
     return manifest, curves
 
@@ -88,7 +88,8 @@ def _run_jobs(
     rows: pd.DataFrame,
     backbone_manifest: dict[str, Any],
     execution: dict[str, Any],
-) -> list[dict]:
+) -> None:
+    """Train `jobs` as Spark tasks; each saves its adapter (atomically) where the job says."""
     train, val = rows[rows["split"] == "train"], rows[rows["split"] == "val"]
     if train.empty or val.empty:
         raise ValueError("bronze_images needs both 'train' and 'val' rows to train adapters")
@@ -119,8 +120,9 @@ def _run_jobs(
         )
     finally:
         data.unpersist()
-    by_id = {r["adapter_id"]: r for r in results}
-    return [by_id[job["config"]["adapter_id"]] for job in jobs]
+    missing = {job["config"]["adapter_id"] for job in jobs} - {r["adapter_id"] for r in results}
+    if missing:
+        raise RuntimeError(f"Spark training tasks returned no result for {sorted(missing)}")
 
 
 def _manifest(configs, done: dict[str, dict], zoo_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -92,7 +92,9 @@ def ingest_images(
     keys = usable[list(LISTING_SCHEMA_COLUMNS)].astype(object)
     keys = keys.where(keys.notna(), None).astype({"label": int})
     wanted = spark.createDataFrame(keys, schema=LISTING_SCHEMA)
+    # Persisted: the unread check and the decoder both consume the joined bytes (one file scan).
     read = wanted.join(files, on="path", how="left").join(masks, on="mask_path", how="left")
+    read = read.persist()
     decoder = make_decoder(
         storage_size=int(params["storage_size"]),
         min_side=int(params["min_side"]),
@@ -115,6 +117,7 @@ def ingest_images(
     decoded = decoded.persist()
     rejected = decoded.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS).toPandas()
     quarantined.append(rejected)
+    read.unpersist()  # `decoded` now holds everything downstream needs
 
     good = decoded.filter(F.col("reason").isNull())
     first_of_hash = Window.partitionBy("content_hash").orderBy("source_path")
@@ -178,10 +181,10 @@ def prepare_backbone(
 ) -> dict[str, Any]:
     """Load the configured DINOv2, or (base env) pre-train the small one once and reuse it."""
     source = str(backbone["source"])
-    if Path(source).exists() or (backbone.get("pretrain") or {}).get("enabled", False):
+    pretrain = backbone.get("pretrain") or {}
+    if Path(source).exists() or pretrain.get("enabled", False):
         # Spark workers do not share the driver's working directory: pass absolute paths.
         source = str(Path(source).resolve())
-    pretrain = backbone.get("pretrain") or {}
     manifest: dict[str, Any] = {
         "source": source,
         "local_files_only": bool(backbone.get("local_files_only", True)),
