@@ -260,6 +260,22 @@ def test_attach_linear_probe_trains_head_only():
     assert {n for n, p in clf.named_parameters() if p.requires_grad} == {"head.weight", "head.bias"}
 
 
+# query/value names of one transformers naming scheme -> the other's
+_OTHER_NAMING = {
+    "attention.q_proj": "attention.attention.query",
+    "attention.v_proj": "attention.attention.value",
+    "attention.attention.query": "attention.q_proj",
+    "attention.attention.value": "attention.v_proj",
+}
+
+
+def other_naming(name: str) -> str:
+    for old, new in _OTHER_NAMING.items():
+        if old in name:
+            return name.replace(old, new)
+    return name
+
+
 # --------------------------------------------------------------------------------- storage
 def _saved(tmp_path, cfg: AdapterConfig, registers: int = 0, name: str = "adapter"):
     backbone = tiny_backbone(registers)
@@ -340,22 +356,11 @@ def test_adapter_from_the_other_naming_scheme_loads(tmp_path):
     backbone, clf, directory = _saved(tmp_path, cfg)
     files = read_adapter_files(directory)
     del files["COMPLETE"]  # the checksums no longer apply to the rewritten files
-    swap = {
-        "attention.q_proj": "attention.attention.query",
-        "attention.v_proj": "attention.attention.value",
-        "attention.attention.query": "attention.q_proj",
-        "attention.attention.value": "attention.v_proj",
-    }
-
-    def rename(name: str) -> str:
-        for old, new in swap.items():
-            if old in name:
-                return name.replace(old, new)
-        return name
-
     config = json.loads(files["adapter_config.json"])
-    config["target_modules"] = [rename(n) for n in config["target_modules"]]
-    weights = {rename(k): v for k, v in load_bytes(files["adapter_model.safetensors"]).items()}
+    config["target_modules"] = [other_naming(n) for n in config["target_modules"]]
+    weights = {
+        other_naming(k): v for k, v in load_bytes(files["adapter_model.safetensors"]).items()
+    }
     assert set(weights) != set(load_bytes(files["adapter_model.safetensors"]))
     files = {
         **files,
@@ -366,6 +371,31 @@ def test_adapter_from_the_other_naming_scheme_loads(tmp_path):
     x = pixels()
     with torch.no_grad():
         assert torch.equal(model(x), clf(x))
+
+
+def test_deep_backbone_adapter_loads_although_peft_shortens_its_targets(tmp_path):
+    """12-layer DINOv2 with 2+ roles: PEFT saves >= 20 targets as bare suffixes ("fc1")."""
+    backbone = shared_tiny_backbone(layers=6)
+    cfg = lora_cfg(use_dora=True, use_rslora=True)  # 4 roles x 6 layers = 24 targets
+    clf = trained_like(attach_adapter(ViTClassifier(copy.deepcopy(backbone), NUM_CLASSES), cfg))
+    save_adapter(clf, cfg, tmp_path / "deep", {"config_hash": "h"})
+    files = read_adapter_files(tmp_path / "deep")
+    stored = json.loads(files["adapter_config.json"])["target_modules"]
+    assert len(stored) < 24, "precondition: PEFT stored shortened target names"
+    weights = load_bytes(files["adapter_model.safetensors"])
+    assert adapters.adapted_modules(weights) == sorted(resolve_target_modules(backbone, ALL_ROLES))
+    x = pixels()
+    with torch.no_grad():
+        reference = clf(x)
+        merged = build_inference_model(backbone, files, NUM_CLASSES)
+        torch.testing.assert_close(merged(x), reference, atol=1e-5, rtol=0)
+        # the same file under the other transformers naming (weights renamed, config as stored)
+        renamed = {k: v for k, v in files.items() if k != "COMPLETE"}
+        renamed["adapter_model.safetensors"] = save_bytes(
+            {other_naming(k): v for k, v in weights.items()}
+        )
+        other = build_inference_model(backbone, renamed, NUM_CLASSES, merge=False)
+        assert torch.equal(other(x), reference)
 
 
 def test_build_inference_model_rejects_bad_input(tmp_path):

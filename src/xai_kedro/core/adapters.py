@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -636,6 +636,24 @@ def read_adapter_meta(files: dict[str, bytes]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ inference
+def adapted_modules(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Full names of the modules that carry LoRA weights, read from the weight keys.
+
+    The weights, not `target_modules` of the stored config, say what was adapted: PEFT rewrites
+    a list of 20 or more module names into bare suffixes ("fc1", "q_proj") before saving, which
+    no longer name a module (and cannot be mapped onto the other transformers naming).
+    """
+    names = set()
+    for key in state:
+        parts = key.removeprefix(PEFT_PREFIX).split(".")
+        cut = next((i for i, part in enumerate(parts) if part.startswith("lora_")), None)
+        if cut:
+            names.add(".".join(parts[:cut]))
+    if not names:
+        raise ValueError(f"Adapter weights hold no LoRA tensors: {sorted(state)[:4]}")
+    return sorted(names)
+
+
 def _translate_targets(model: nn.Module, saved: list[str]) -> dict[str, str]:
     """Map stored target module names onto this model's names (other naming scheme)."""
     present = dict(model.named_modules())
@@ -684,10 +702,10 @@ def _load_lora(
     lora_cfg = LoraConfig.from_peft_type(**LoraConfig.check_kwargs(**raw))
     if not isinstance(lora_cfg, LoraConfig):
         raise ValueError(f"Expected a LoRA adapter config, got {type(lora_cfg).__name__}")
-    mapping = _translate_targets(model, sorted(lora_cfg.target_modules))
+    state = load_safetensors_bytes(files[ADAPTER_WEIGHTS])
+    mapping = _translate_targets(model, adapted_modules(state))
     lora_cfg.target_modules = sorted(set(mapping.values()))
     lora_cfg.inference_mode = True
-    state = load_safetensors_bytes(files[ADAPTER_WEIGHTS])
     state = {k: v.to(device) for k, v in _translate_state(state, mapping).items()}
     # The tuner is what `inject_adapter_in_model` builds internally; keeping it gives merge.
     tuner = LoraModel(model, lora_cfg, ADAPTER_NAME, low_cpu_mem_usage=True)
