@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.core.tiny import tiny_backbone
+from xai_kedro.core import xai_engine
 from xai_kedro.core.attention import (
     EXPLAINERS,
     attention_explainer,
@@ -19,7 +20,7 @@ from xai_kedro.core.attention import (
     rollout_matrix,
 )
 from xai_kedro.core.classifier import ViTClassifier
-from xai_kedro.core.xai_engine import eager_last_layer_attention
+from xai_kedro.core.xai_engine import eager_copy, eager_last_layer_attention, is_eager
 
 
 def tiny_model(registers: int = 0, layers: int = 2, seed: int = 0) -> ViTClassifier:
@@ -59,6 +60,18 @@ def test_direct_cls_attention_matches_eager(registers, pixels):
     # the model still runs SDPA, and the heatmap is informative (not uniform)
     assert model.backbone.config._attn_implementation == "sdpa"
     assert (direct.max(dim=1).values > 2.0 / 16).all()
+
+
+def test_eager_copy_runs_eager_with_the_same_outputs(pixels, monkeypatch):
+    model = tiny_model(registers=1)
+    eager = eager_copy(model)
+    assert is_eager(eager) and not is_eager(model)  # the original keeps SDPA
+    with torch.inference_mode():
+        torch.testing.assert_close(eager(pixels), model(pixels), atol=1e-5, rtol=0)
+    want = eager_last_layer_attention(model, pixels)
+    # an eager model is used as it is: no second copy per call (the naive benchmark's loop)
+    monkeypatch.setattr(xai_engine, "eager_copy", lambda m: pytest.fail("copied an eager model"))
+    torch.testing.assert_close(eager_last_layer_attention(eager, pixels), want)
 
 
 @pytest.mark.parametrize("registers", [0, 2])

@@ -1,7 +1,12 @@
-"""Tiny random DINOv2 models shared by the core tests (32 px, patch 8: 16 patches)."""
+"""Tiny random DINOv2 models shared by the core tests (32 px, patch 8: 16 patches), and the
+switches the CUDA tests use (they run on a GPU machine; CI skips them)."""
 
 from __future__ import annotations
 
+import contextlib
+from types import ModuleType
+
+import pytest
 import torch
 from torch import nn
 from transformers import (
@@ -38,3 +43,14 @@ def tiny_backbone(
             Dinov2WithRegistersConfig(num_register_tokens=registers, **common)
         ).eval()
     return Dinov2Model(Dinov2Config(**common)).eval()
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def fp32_on_cuda(monkeypatch: pytest.MonkeyPatch, *modules: ModuleType) -> None:
+    """Autocast off in `modules` and no TF32, so CUDA results compare tightly with the CPU."""
+    for module in modules:
+        monkeypatch.setattr(module, "autocast_for", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)

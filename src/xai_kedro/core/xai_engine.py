@@ -419,17 +419,28 @@ def compute_xai(
 # --- plain references (tests, naive benchmark baseline) -------------------------------------
 
 
+def eager_copy(model: ViTClassifier) -> ViTClassifier:
+    """A copy of the classifier whose backbone runs eager attention (it can return weights)."""
+    eager = copy.deepcopy(model)
+    if hasattr(eager.backbone, "set_attn_implementation"):
+        eager.backbone.set_attn_implementation("eager")
+    else:  # older transformers
+        eager.backbone.config._attn_implementation = "eager"
+    return eager
+
+
+def is_eager(model: ViTClassifier) -> bool:
+    return getattr(model.backbone.config, "_attn_implementation", None) == "eager"
+
+
 def eager_last_layer_attention(model: ViTClassifier, pixel_values: torch.Tensor) -> torch.Tensor:
-    """The notebook way: a copy of the backbone in eager mode with `output_attentions=True`.
+    """The notebook way: eager attention with `output_attentions=True`.
 
     Returns the last layer's CLS->patch heatmap [B, N] (mean over heads, renormalised). Slow; a
-    reference for `attention.last_layer_cls_attention`, never used in the pipeline.
+    reference for `attention.last_layer_cls_attention`, never used in the pipeline. A model that
+    does not run eager attention already is copied first (see `eager_copy`).
     """
-    backbone = copy.deepcopy(model.backbone)
-    if hasattr(backbone, "set_attn_implementation"):
-        backbone.set_attn_implementation("eager")
-    else:  # older transformers
-        backbone.config._attn_implementation = "eager"
+    backbone = (model if is_eager(model) else eager_copy(model)).backbone
     with torch.inference_mode():
         out = backbone(pixel_values=pixel_values, output_attentions=True)
     if not out.attentions or out.attentions[-1] is None:
