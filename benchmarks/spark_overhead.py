@@ -1,15 +1,19 @@
 """What Spark adds to the XAI stage, and how its time grows with the number of images (CPU).
 
 Runs `xai_silver`'s node (iterator Pandas UDF, broadcast adapters, merge per partition) and the
-core engine called directly on the same rows, with a small model, at 1x, 2x and 4x the images.
+core engine called directly on the same rows, with a small model, at 1x, 2x, 4x (8x) the images.
+Growth is judged by the marginal cost per image between consecutive sizes (linear time = a
+fixed start-up cost plus a constant cost per image) and by a least-squares line through all
+points.
 
-    python benchmarks/spark_overhead.py [--images 128] [--partitions 2]
+    python benchmarks/spark_overhead.py [--images 512] [--factors 1 2 4 8] [--partitions 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -94,9 +98,26 @@ def through_spark(bronze, zoo, manifest, partitions: int) -> int:
     return rows
 
 
+def growth_rows(images: list[int], seconds: list[float], label: str) -> list[tuple[str, str]]:
+    """Marginal ms per image between consecutive sizes, their spread, and a fitted line."""
+    points = list(zip(images, seconds, strict=True))
+    marginal = [1000 * (t1 - t0) / (n1 - n0) for (n0, t0), (n1, t1) in itertools.pairwise(points)]
+    slope, fixed = np.polyfit(images, seconds, 1)
+    worst = max(abs(t - (fixed + slope * n)) / t for n, t in points)
+    spread = max(marginal) / min(marginal) - 1 if min(marginal) > 0 else float("inf")
+    return [
+        (f"{label}: marginal ms/image", " / ".join(f"{m:.2f}" for m in marginal)),
+        (f"{label}: marginal cost spread (max/min - 1)", f"{spread:.1%}"),
+        (f"{label}: line fit", f"{fixed:.2f} s + {1000 * slope:.2f} ms/image"),
+        (f"{label}: largest deviation from the line", f"{worst:.1%}"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=512, help="images at 1x")
+    parser.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
     parser.add_argument("--partitions", type=int, default=2, help="= cores used by Spark")
     args = parser.parse_args()
     import yaml
@@ -112,12 +133,13 @@ def main() -> None:
         backbone, zoo, manifest = build_zoo(Path(tmp))
         warm = cached_bronze(spark, bronze_frame(16))
         through_spark(warm, zoo, manifest, args.partitions)  # start and warm the workers
-        for factor in (1, 2, 4):
+        for factor in args.factors:
             frame = bronze_frame(args.images * factor)
             bronze = cached_bronze(spark, frame)
-            t_direct, _ = timed(lambda f=frame: direct(backbone, zoo, f), repeats=2)
+            t_direct, _ = timed(lambda f=frame: direct(backbone, zoo, f), repeats=args.repeats)
             t_spark, rows = timed(
-                lambda b=bronze: through_spark(b, zoo, manifest, args.partitions), repeats=2
+                lambda b=bronze: through_spark(b, zoo, manifest, args.partitions),
+                repeats=args.repeats,
             )
             bronze.unpersist()
             results.append((factor, len(frame), rows, t_direct, t_spark))
@@ -131,6 +153,9 @@ def main() -> None:
             (f"{factor}x: Spark overhead", f"{t_spark / t_direct - 1:+.1%}"),
             (f"{factor}x: Spark time / (factor x 1x time)", f"{t_spark / (factor * base[4]):.3f}"),
         ]
+    table += growth_rows(
+        [n for _, n, *_ in results], [t for *_, t in results], "through Spark"
+    ) + growth_rows([n for _, n, *_ in results], [r[3] for r in results], "engine direct")
     print_table("spark_overhead (xai_silver, small ViT)", table)
     spark.stop()
 
