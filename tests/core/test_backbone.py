@@ -9,12 +9,14 @@ import pytest
 import torch
 from transformers import ViTConfig, ViTModel
 
+from tests.core.tiny import hub_cache_stand_in
 from xai_kedro.core.backbone import (
     BackboneUnavailableError,
     backbone_fingerprint,
     build_backbone,
     load_backbone,
     pretrain_backbone,
+    resolve_weights_dir,
     save_backbone,
     small_backbone_config,
 )
@@ -103,6 +105,27 @@ def test_non_dinov2_backbone_is_rejected(tmp_path):
         load_backbone(str(tmp_path / "vit"))
     with pytest.raises(ValueError, match="only DINOv2"):
         build_backbone(ViTConfig())
+
+
+def test_hub_id_loads_from_the_local_cache_and_resolves_to_its_snapshot(tmp_path, monkeypatch):
+    model = tiny_model(registers=2)
+    snapshot = hub_cache_stand_in(tmp_path / "cache", "facebook/dinov2-with-registers-small", model)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    loaded = load_backbone("facebook/dinov2-with-registers-small")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).last_hidden_state, model(x).last_hidden_state)
+    # workers load by this path, whatever their own HF_* environment says
+    assert resolve_weights_dir("facebook/dinov2-with-registers-small") == snapshot.resolve()
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "elsewhere"))
+    with pytest.raises(BackboneUnavailableError, match="elsewhere"):
+        resolve_weights_dir("facebook/dinov2-with-registers-small")
+    assert backbone_fingerprint(snapshot) == backbone_fingerprint(
+        save_backbone(model, tmp_path / "d")
+    )
+    assert resolve_weights_dir(str(snapshot)) == snapshot.resolve()
+    with pytest.raises(BackboneUnavailableError, match="config.json"):
+        resolve_weights_dir(str(tmp_path))
 
 
 def test_failed_save_keeps_previous_backbone(tmp_path, monkeypatch):

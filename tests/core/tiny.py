@@ -4,6 +4,7 @@ switches the CUDA tests use (they run on a GPU machine; CI skips them)."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -43,6 +44,18 @@ def tiny_backbone(
             Dinov2WithRegistersConfig(num_register_tokens=registers, **common)
         ).eval()
     return Dinov2Model(Dinov2Config(**common)).eval()
+
+
+def hub_cache_stand_in(cache: Path, repo_id: str, model: nn.Module) -> Path:
+    """Write `model` where `from_pretrained(repo_id, local_files_only=True)` looks in a Hugging
+    Face cache (refs/main -> snapshots/<revision>); returns the snapshot directory."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    model.save_pretrained(str(snapshot))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -317,6 +317,35 @@ def _canonical_config(path: Path) -> bytes:
     return json.dumps(config, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
+def resolve_weights_dir(
+    source: str | os.PathLike, *, cache_dir: str | None = None, revision: str | None = None
+) -> Path:
+    """The absolute directory that holds the backbone's config and weights (offline).
+
+    A hub id resolves to its snapshot in the local Hugging Face cache, so Spark workers can load
+    by path: they need the files on shared storage, not the driver's HF_* environment.
+    """
+    path = Path(os.path.expanduser(str(source)))
+    if not path.is_dir() and not _looks_like_path(str(source)):
+        from huggingface_hub import snapshot_download
+
+        cache, origin = hf_cache_dir(cache_dir)
+        try:
+            path = Path(
+                snapshot_download(
+                    str(source), cache_dir=cache, revision=revision, local_files_only=True
+                )
+            )
+        except Exception as exc:  # huggingface_hub raises several unrelated types here
+            raise BackboneUnavailableError(
+                _unavailable_message(str(source), revision, cache, origin, True, exc)
+            ) from exc
+    problem = _local_dir_problem(path)
+    if problem:
+        raise BackboneUnavailableError(f"Cannot use the backbone files: {problem}")
+    return path.resolve()
+
+
 def backbone_fingerprint(
     directory: str | os.PathLike, *, cache_dir: str | None = None, revision: str | None = None
 ) -> str:
@@ -325,24 +354,7 @@ def backbone_fingerprint(
     `directory` may also be a hub id, resolved in the local cache (offline). Writer metadata
     (transformers version, dtype, name) is left out so re-saving the same weights keeps the key.
     """
-    path = Path(os.path.expanduser(str(directory)))
-    if not path.is_dir() and not _looks_like_path(str(directory)):
-        from huggingface_hub import snapshot_download
-
-        cache, origin = hf_cache_dir(cache_dir)
-        try:
-            path = Path(
-                snapshot_download(
-                    str(directory), cache_dir=cache, revision=revision, local_files_only=True
-                )
-            )
-        except Exception as exc:  # huggingface_hub raises several unrelated types here
-            raise BackboneUnavailableError(
-                _unavailable_message(str(directory), revision, cache, origin, True, exc)
-            ) from exc
-    problem = _local_dir_problem(path)
-    if problem:
-        raise BackboneUnavailableError(f"Cannot fingerprint the backbone: {problem}")
+    path = resolve_weights_dir(directory, cache_dir=cache_dir, revision=revision)
     digest = hashlib.sha256()
     digest.update(b"config\0" + _canonical_config(path / "config.json"))
     for weights in sorted(path.glob("*.safetensors")):

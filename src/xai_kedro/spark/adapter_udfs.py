@@ -16,8 +16,8 @@ from pyspark.sql import types as T
 
 from xai_kedro.core.adapters import build_inference_model, read_adapter_meta
 from xai_kedro.spark.worker import (
-    cached_backbone,
     ensure_worker_logging,
+    manifest_backbone,
     use_task_cpus,
     worker_device,
 )
@@ -52,9 +52,7 @@ def make_adapter_udf(
         ensure_worker_logging()
         use_task_cpus()
         target = worker_device(device)
-        backbone = cached_backbone(
-            backbone_manifest["source"], backbone_manifest["local_files_only"], str(target)
-        )
+        backbone = manifest_backbone(backbone_manifest, str(target))
         files_by_adapter: dict[str, dict[str, bytes]] = adapters.value
         for adapter_id in sorted(files_by_adapter):
             model = build_inference_model(backbone, files_by_adapter[adapter_id], num_classes)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pandas as pd
 from pyspark.sql import types as T
@@ -10,8 +11,8 @@ from pyspark.sql import types as T
 from xai_kedro.core.bronze import pixels_from_rows
 from xai_kedro.core.embeddings import embed_images
 from xai_kedro.spark.worker import (
-    cached_backbone,
     ensure_worker_logging,
+    manifest_backbone,
     use_task_cpus,
     worker_device,
 )
@@ -25,17 +26,15 @@ EMBEDDING_SCHEMA = T.StructType(
 
 
 def make_embedder(
-    backbone_source: str,
-    local_files_only: bool,
-    input_size: int,
-    batch_size: int,
-    device: str = "auto",
+    backbone_manifest: Mapping[str, Any], batch_size: int, device: str = "auto"
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    input_size = int(backbone_manifest["input_size"])
+
     def embed_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ensure_worker_logging()
         use_task_cpus()
         target = worker_device(device)
-        backbone = cached_backbone(backbone_source, local_files_only, str(target))
+        backbone = manifest_backbone(backbone_manifest, str(target))
         for batch in batches:
             vectors = embed_images(
                 backbone,

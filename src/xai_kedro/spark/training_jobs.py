@@ -14,7 +14,7 @@ import torch
 from xai_kedro.core.adapters import AdapterConfig, attach_adapter, save_adapter
 from xai_kedro.core.classifier import ViTClassifier
 from xai_kedro.core.training import train_adapter
-from xai_kedro.spark.worker import cached_backbone, ensure_worker_logging, worker_device
+from xai_kedro.spark.worker import ensure_worker_logging, manifest_backbone, worker_device
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def run_training_job(
     cfg = AdapterConfig.from_dict(job["config"])
     device = worker_device(device_preference)
     torch.manual_seed(cfg.seed)
-    frozen = cached_backbone(backbone["source"], backbone["local_files_only"], "cpu")
+    frozen = manifest_backbone(backbone, "cpu")
     model = ViTClassifier(copy.deepcopy(frozen), num_classes=int(job["num_classes"]))
     model = attach_adapter(model, cfg).to(device)
     result = train_adapter(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,3 +61,10 @@ def cached_backbone(source: str, local_files_only: bool, device: str) -> nn.Modu
     """Load the frozen backbone once per Python worker (workers are reused across tasks)."""
     logger.info("Loading backbone %s on %s", source, device)
     return load_backbone(source, local_files_only=local_files_only).to(device).eval()
+
+
+def manifest_backbone(manifest: Mapping[str, Any], device: str) -> nn.Module:
+    """The backbone a `backbone_manifest` describes, from the directory the driver resolved
+    (`weights_dir`), so a worker needs the files, not the driver's Hugging Face environment."""
+    location = manifest.get("weights_dir") or manifest["source"]
+    return cached_backbone(str(location), bool(manifest["local_files_only"]), device)

@@ -30,9 +30,8 @@ MANIFEST_COLUMNS = [
 
 
 def _data_fingerprint(rows: pd.DataFrame, backbone_manifest: dict[str, Any]) -> str:
-    source = Path(backbone_manifest["source"])
-    backbone_id = backbone_fingerprint(source) if source.is_dir() else str(source)
-    digest = hashlib.sha256(backbone_id.encode())
+    weights = backbone_manifest.get("weights_dir") or backbone_manifest["source"]
+    digest = hashlib.sha256(backbone_fingerprint(weights).encode())
     for row in rows[["image_id", "label", "split", "content_hash"]].itertuples(index=False):
         digest.update("|".join(map(str, row)).encode())
     return digest.hexdigest()[:16]

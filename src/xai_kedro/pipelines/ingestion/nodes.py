@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from xai_kedro.core.backbone import (
     load_backbone,
     pretrain_backbone,
+    resolve_weights_dir,
     save_backbone,
     small_backbone_config,
 )
@@ -196,6 +197,7 @@ def prepare_backbone(
         manifest.update(_pretrain_if_needed(bronze_images, Path(source), pretrain, seed, device))
     model = load_backbone(source, local_files_only=manifest["local_files_only"])
     manifest.update(
+        weights_dir=str(resolve_weights_dir(source)),
         model_type=model.config.model_type,
         hidden_size=int(model.config.hidden_size),
         patch_size=int(model.config.patch_size),
@@ -261,9 +263,7 @@ def embed_images(
 ) -> DataFrame:
     """Frozen-backbone CLS embedding of every Bronze image (iterator Pandas UDF)."""
     embedder = make_embedder(
-        backbone_source=backbone_manifest["source"],
-        local_files_only=backbone_manifest["local_files_only"],
-        input_size=backbone_manifest["input_size"],
+        dict(backbone_manifest),
         batch_size=int(params["batch_size"]),
         device=execution.get("device", "auto"),
     )
