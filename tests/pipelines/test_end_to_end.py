@@ -49,6 +49,10 @@ def test_zoo_silver_and_gold(first_run, spark):
     data = first_run / "data"
     zoo = pd.read_parquet(data / "06_models/adapter_zoo.parquet")
     assert list(zoo["adapter_id"]) == ["linear_probe", "r2_qv", "r4_dora"]
+    # each adapter is complete in its own directory; the staged training rows are gone
+    assert sorted(p.name for p in (data / "06_models/adapters").iterdir()) == sorted(
+        zoo["adapter_id"]
+    )
     silver = spark.read.parquet(str(data / "03_silver/silver_xai.parquet")).toPandas()
     assert len(silver) == 3 * 4 * len(zoo)
     assert not silver.duplicated(["image_id", "adapter_id"]).any()

@@ -1,4 +1,8 @@
-"""Fan the adapter zoo out as Spark tasks: one config per task (one GPU per task on a cluster)."""
+"""Fan the adapter zoo out as Spark tasks: one config per task (one GPU per task on a cluster).
+
+The train and validation rows reach the tasks as Parquet that the executors staged on shared
+storage: each task reads them itself, so the driver never holds the pixels.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 
 from xai_kedro.core.adapters import AdapterConfig, attach_adapter, save_adapter
+from xai_kedro.core.bronze import pixels_from_rows
 from xai_kedro.core.classifier import ViTClassifier
 from xai_kedro.core.training import train_adapter
 from xai_kedro.spark.worker import ensure_worker_logging, manifest_backbone, worker_device
 
 logger = logging.getLogger(__name__)
+
+
+TRAINING_COLUMNS = ["image_id", "label", "split", "height", "width", "pixels"]
+
+
+def read_training_rows(path: str) -> dict[str, np.ndarray]:
+    """Staged train/val rows -> arrays, in image_id order (the order does not depend on how
+    Spark split the files, so training is reproducible)."""
+    rows = pq.read_table(path, columns=TRAINING_COLUMNS).to_pandas()
+    rows = rows.sort_values("image_id", kind="stable", ignore_index=True)
+    train, val = rows[rows["split"] == "train"], rows[rows["split"] == "val"]
+    if train.empty or val.empty:
+        raise ValueError(f"{path} needs both 'train' and 'val' rows to train adapters")
+    return {
+        "train_images": pixels_from_rows(train),
+        "train_labels": train["label"].to_numpy(),
+        "val_images": pixels_from_rows(val),
+        "val_labels": val["label"].to_numpy(),
+    }
 
 
 def run_training_job(
@@ -60,16 +85,19 @@ def run_training_job(
 
 
 def training_partition(
-    data_broadcast: Any,
+    rows_path: str,
     backbone: dict[str, Any],
     device_preference: str,
     threads_per_job: int | None,
 ):
-    """`mapPartitions` body: the jobs of one partition run one after another."""
+    """`mapPartitions` body: the jobs of one partition run one after another on rows read once."""
 
     def run(jobs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        jobs = list(jobs)
+        if not jobs:
+            return
         ensure_worker_logging()
-        data = data_broadcast.value
+        data = read_training_rows(rows_path)
         for job in jobs:
             yield run_training_job(job, data, backbone, device_preference, threads_per_job)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import config_hash, expand_zoo, is_complete
 from xai_kedro.core.backbone import backbone_fingerprint
-from xai_kedro.core.bronze import pixels_from_rows
 from xai_kedro.spark.session import get_spark
-from xai_kedro.spark.training_jobs import training_partition
+from xai_kedro.spark.training_jobs import TRAINING_COLUMNS, training_partition
 from xai_kedro.spark.zoo import count_classes
 
 logger = logging.getLogger(__name__)
+
+STAGING_DIR = "_training_rows.parquet"  # inside zoo_dir, removed after training
 
 MANIFEST_COLUMNS = [
     "adapter_id", "rank", "alpha", "use_dora", "use_rslora", "target_roles", "config_hash",
@@ -46,9 +48,9 @@ def train_adapter_zoo(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every zoo member not already trained on the same data; return manifest + curves."""
     configs = expand_zoo(zoo)
-    rows = (
-        bronze_images.filter(F.col("split").isin("train", "val"))
-        .select("image_id", "label", "split", "height", "width", "pixels", "content_hash")
+    training_rows = bronze_images.filter(F.col("split").isin("train", "val"))
+    rows = (  # ids and hashes only: the pixels stay with the executors
+        training_rows.select("image_id", "label", "split", "content_hash")
         .orderBy("image_id")
         .toPandas()
     )
@@ -74,7 +76,7 @@ def train_adapter_zoo(
         )
 
     if jobs:
-        _run_jobs(jobs, rows, backbone_manifest, execution)
+        _run_jobs(jobs, training_rows, rows, zoo_dir, backbone_manifest, execution)
         for job in jobs:
             meta_file = Path(job["directory"]) / "adapter_meta.json"
             done[job["config"]["adapter_id"]] = json.loads(meta_file.read_text())
@@ -84,23 +86,22 @@ def train_adapter_zoo(
 
 def _run_jobs(
     jobs: list[dict],
+    training_rows: DataFrame,
     rows: pd.DataFrame,
+    zoo_dir: Path,
     backbone_manifest: dict[str, Any],
     execution: dict[str, Any],
 ) -> None:
-    """Train `jobs` as Spark tasks; each saves its adapter (atomically) where the job says."""
-    train, val = rows[rows["split"] == "train"], rows[rows["split"] == "val"]
-    if train.empty or val.empty:
+    """Train `jobs` as Spark tasks; each saves its adapter (atomically) where the job says.
+
+    The executors stage the train/val rows as Parquet beside the zoo (storage the tasks can
+    read, as they write the adapters there) and each task reads them: no pixels on the driver.
+    """
+    if not {"train", "val"} <= set(rows["split"]):
         raise ValueError("bronze_images needs both 'train' and 'val' rows to train adapters")
+    staging = (zoo_dir / STAGING_DIR).resolve()
     spark = get_spark()
-    data = spark.sparkContext.broadcast(
-        {
-            "train_images": pixels_from_rows(train),
-            "train_labels": train["label"].to_numpy(),
-            "val_images": pixels_from_rows(val),
-            "val_labels": val["label"].to_numpy(),
-        }
-    )
+    training_rows.select(*TRAINING_COLUMNS).write.mode("overwrite").parquet(staging.as_uri())
     concurrency = execution.get("training_concurrency") or len(jobs)
     slices = max(1, min(int(concurrency), len(jobs)))
     logger.info("Training %d adapters in %d Spark task(s)", len(jobs), slices)
@@ -109,7 +110,7 @@ def _run_jobs(
             spark.sparkContext.parallelize(jobs, numSlices=slices)
             .mapPartitions(
                 training_partition(
-                    data,
+                    str(staging),
                     backbone_manifest,
                     execution.get("device", "auto"),
                     execution.get("threads_per_training_job"),
@@ -118,7 +119,9 @@ def _run_jobs(
             .collect()
         )
     finally:
-        data.unpersist()
+        shutil.rmtree(staging, ignore_errors=True)
+        if staging.exists():
+            logger.warning("Could not remove the staged training rows in %s", staging)
     missing = {job["config"]["adapter_id"] for job in jobs} - {r["adapter_id"] for r in results}
     if missing:
         raise RuntimeError(f"Spark training tasks returned no result for {sorted(missing)}")
