@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.core.tiny import needs_cuda
 from tests.core.tiny import tiny_backbone as shared_tiny_backbone
 from xai_kedro.core.adapters import AdapterConfig, attach_adapter
 from xai_kedro.core.augment import (
@@ -53,14 +54,14 @@ def backbone():
     return tiny_backbone()
 
 
-def _train(backbone, data, **kw):
+def _train(backbone, data, device="cpu", **kw):
     params = dict(adapter_id="t", epochs=5, batch_size=16, lr=1e-2, seed=0, warmup_ratio=0.1)
     params.update(kw)
     cfg = AdapterConfig.from_dict(params)
-    clf = attach_adapter(ViTClassifier(copy.deepcopy(backbone), NUM_CLASSES), cfg)
+    clf = attach_adapter(ViTClassifier(copy.deepcopy(backbone), NUM_CLASSES), cfg).to(device)
     (train_x, train_y), (val_x, val_y) = data
     result = train_adapter(
-        clf, cfg, train_x, train_y, val_x, val_y, input_size=SIZE, device="cpu", progress=False
+        clf, cfg, train_x, train_y, val_x, val_y, input_size=SIZE, device=device, progress=False
     )
     return clf, result
 
@@ -268,3 +269,36 @@ def test_augment_config_validation():
     for bad in ({"hflip_p": 1.5}, {"brightness": -0.1}, {"rotation_fill": "zero"}, {"flip": 1}):
         with pytest.raises(ValueError):
             AugmentConfig.from_dict(bad)
+
+
+# --- CUDA (run on a GPU machine: scripts/gpu_check.sh; skipped in CI) ------------------------
+
+
+@needs_cuda
+def test_augmentation_on_cuda_draws_what_the_cpu_draws():
+    """Draws come from the CPU generator, so a seed gives the same views on either device."""
+    cfg = AugmentConfig(rotation_deg=30, hflip_p=0.5, brightness=0.2, contrast=0.2, crop_size=32)
+    x = _batch()
+    cpu = augment_batch(x, cfg, 24, torch.Generator().manual_seed(3))
+    gpu = augment_batch(x.cuda(), cfg, 24, torch.Generator().manual_seed(3))
+    assert gpu.device.type == "cuda"
+    torch.testing.assert_close(gpu.cpu(), cpu, atol=0.5, rtol=0)  # 0..255: float noise only
+
+
+@needs_cuda
+def test_dora_adapter_learns_on_cuda(backbone, data):
+    """The training loop on the GPU (bf16 autocast, DoRA + rsLoRA, augmentation, accumulation)."""
+    clf, result = _train(
+        backbone,
+        data,
+        device="cuda",
+        rank=4,
+        alpha="2r",
+        use_dora=True,
+        use_rslora=True,
+        target_roles="query,value,fc1,fc2",
+        grad_accumulation=2,
+        augmentation={"hflip_p": 0.5, "rotation_deg": 10, "crop_size": 28},
+    )
+    _assert_learned(result)
+    assert next(clf.parameters()).device.type == "cuda"
