@@ -2,8 +2,8 @@
 # Everything that needs a GPU, in one command for a GPU machine that has torch, transformers,
 # peft, pandas and pytest but no Java, pyspark, kedro or xgboost (core/ imports none of them):
 #   1. the versions and the card,
-#   2. the core tests, whose CUDA tests (bf16 engine, fp32 CUDA = CPU, PIL-exact corruptions
-#      on the GPU) CI skips,
+#   2. the core tests, whose CUDA tests (engine, OOD, embeddings, training, corruptions on the
+#      GPU against the CPU) CI skips,
 #   3. benchmarks/engine_gpu.py (DINOv2-B/14, the figures of docs/benchmarks.md).
 # Usage, from the repository root:  OUT=<dir> BENCHMARK_COMMIT=<sha> bash scripts/gpu_check.sh
 # Extra arguments go to engine_gpu (e.g. --images 2048). Logs land in $OUT (default gpu_check/).
