@@ -107,24 +107,27 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+def _seconds(fn, device) -> float:
+    """Wall time of `fn()` including the GPU work it queued."""
+    seconds, _ = timed(lambda: (fn(), _sync(device)))
+    return seconds
+
+
 def engine(models, images, labels, config: XAIConfig, specs, device, ood_batch: int):
     """(b): every adapter through the XAI engine and the OOD stage; seconds spent in each."""
     ids = [f"img{i}" for i in range(len(images))]
     xai_s = ood_s = 0.0
     for model in models:
-        seconds, _ = timed(lambda m=model: (compute_xai(m, images, labels, None, config, device),
-                                            _sync(device)))  # fmt: skip
-        xai_s += seconds
-        seconds, _ = timed(
-            lambda m=model: (
-                evaluate_corruptions(
-                    m, images, labels, ids, specs,
-                    input_size=config.input_size, device=device, batch_size=ood_batch,
-                ),
-                _sync(device),
-            )
+        xai_s += _seconds(
+            lambda m=model: compute_xai(m, images, labels, None, config, device), device
+        )
+        ood_s += _seconds(
+            lambda m=model: evaluate_corruptions(
+                m, images, labels, ids, specs,
+                input_size=config.input_size, device=device, batch_size=ood_batch,
+            ),
+            device,
         )  # fmt: skip
-        ood_s += seconds
     return xai_s, ood_s
 
 

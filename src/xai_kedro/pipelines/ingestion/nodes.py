@@ -263,7 +263,7 @@ def embed_images(
 ) -> DataFrame:
     """Frozen-backbone CLS embedding of every Bronze image (iterator Pandas UDF)."""
     embedder = make_embedder(
-        dict(backbone_manifest),
+        backbone_manifest,
         batch_size=int(params["batch_size"]),
         device=execution.get("device", "auto"),
     )
