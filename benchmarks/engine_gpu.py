@@ -30,19 +30,19 @@ from xai_kedro.core.adapters import (
     read_adapter_files,
     save_adapter,
 )
-from xai_kedro.core.backbone import build_backbone, freeze
-from xai_kedro.core.classifier import ViTClassifier
-from xai_kedro.core.corruptions import apply_spec, build_specs
-from xai_kedro.core.device import pick_device
-from xai_kedro.core.inference import as_uint8_images, images_x255, model_input
-from xai_kedro.core.ood import evaluate_corruptions
-from xai_kedro.core.xai_engine import (
-    XAIConfig,
-    compute_xai,
+from xai_kedro.core.common.device import pick_device
+from xai_kedro.core.models.backbone import build_backbone, freeze
+from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.inference import as_uint8_images, images_x255, model_input
+from xai_kedro.core.robustness.corruptions import apply_spec, build_specs
+from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.references import (
     eager_copy,
     eager_last_layer_attention,
     reference_deletion_insertion,
 )
+from xai_kedro.core.xai.settings import XAIConfig
 
 logger = logging.getLogger("engine_gpu")
 

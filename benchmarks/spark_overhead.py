@@ -29,9 +29,15 @@ from xai_kedro.core.adapters import (
     read_adapter_files,
     save_adapter,
 )
-from xai_kedro.core.backbone import build_backbone, freeze, save_backbone, small_backbone_config
-from xai_kedro.core.classifier import ViTClassifier
-from xai_kedro.core.xai_engine import XAIConfig, compute_xai
+from xai_kedro.core.models.backbone import (
+    build_backbone,
+    freeze,
+    save_backbone,
+    small_backbone_config,
+)
+from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
 from xai_kedro.spark.session import configure_spark, get_spark
 

@@ -8,7 +8,7 @@ from kedro.config import OmegaConfigLoader
 from tests.conftest import PROJECT_ROOT
 from xai_kedro import settings
 from xai_kedro.core.adapters import expand_zoo
-from xai_kedro.core.corruptions import build_specs
+from xai_kedro.core.robustness.corruptions import build_specs
 
 
 def load(env: str, key: str) -> dict:

@@ -16,11 +16,17 @@ from xai_kedro.core.adapters import (
     read_adapter_files,
     save_adapter,
 )
-from xai_kedro.core.backbone import build_backbone, freeze, save_backbone, small_backbone_config
-from xai_kedro.core.classifier import ViTClassifier
-from xai_kedro.core.corruptions import build_specs
-from xai_kedro.core.ood import evaluate_corruptions
-from xai_kedro.core.xai_engine import XAIConfig, compute_xai
+from xai_kedro.core.models.backbone import (
+    build_backbone,
+    freeze,
+    save_backbone,
+    small_backbone_config,
+)
+from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.robustness.corruptions import build_specs
+from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.pipelines.ood.nodes import compute_silver_ood
 from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
 
@@ -184,8 +190,8 @@ def test_incomplete_or_duplicated_tables_are_refused(spark):
 
 
 def test_silver_schemas_follow_the_core_columns():
-    from xai_kedro.core.inference import OOD_COLUMNS
-    from xai_kedro.core.xai_engine import XAI_COLUMNS
+    from xai_kedro.core.models.inference import OOD_COLUMNS
+    from xai_kedro.core.xai.settings import XAI_COLUMNS
     from xai_kedro.pipelines.ood.nodes import SILVER_OOD_SCHEMA
     from xai_kedro.pipelines.xai_silver.nodes import SILVER_XAI_SCHEMA
 

@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import types as T
 
-from xai_kedro.core.bronze import pixels_from_rows
-from xai_kedro.core.embeddings import embed_images
+from xai_kedro.core.data.bronze import pixels_from_rows
+from xai_kedro.core.models.embeddings import embed_images
 from xai_kedro.spark.worker import (
     ensure_worker_logging,
     manifest_backbone,

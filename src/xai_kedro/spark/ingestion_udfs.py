@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pandas as pd
 from pyspark.sql import types as T
 
-from xai_kedro.core.images import (
+from xai_kedro.core.data.decoding import (
     ImageRejected,
     content_hash,
     decode_image,

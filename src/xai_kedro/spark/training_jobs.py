@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import torch
 
 from xai_kedro.core.adapters import AdapterConfig, attach_adapter, save_adapter
-from xai_kedro.core.bronze import pixels_from_rows
-from xai_kedro.core.classifier import ViTClassifier
-from xai_kedro.core.training import train_adapter
+from xai_kedro.core.adapters.training import train_adapter
+from xai_kedro.core.data.bronze import pixels_from_rows
+from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.spark.worker import ensure_worker_logging, manifest_backbone, worker_device
 
 logger = logging.getLogger(__name__)

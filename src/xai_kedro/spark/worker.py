@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from xai_kedro.core.backbone import load_backbone
-from xai_kedro.core.device import pick_device
+from xai_kedro.core.common.device import pick_device
+from xai_kedro.core.models.backbone import load_backbone
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xai_kedro.core.bronze import masks_from_rows, pixels_from_rows
+from xai_kedro.core.data.bronze import masks_from_rows, pixels_from_rows
 from xai_kedro.pipelines.ingestion.nodes import ingest_images, list_images
 
 PARAMS = {

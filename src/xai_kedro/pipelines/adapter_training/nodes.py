@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import config_hash, expand_zoo, is_complete
-from xai_kedro.core.backbone import backbone_fingerprint
+from xai_kedro.core.models.backbone import backbone_fingerprint
 from xai_kedro.spark.session import get_spark
 from xai_kedro.spark.training_jobs import TRAINING_COLUMNS, training_partition
 from xai_kedro.spark.zoo import count_classes

@@ -12,18 +12,18 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from xai_kedro.core.backbone import (
+from xai_kedro.core.common.device import pick_device
+from xai_kedro.core.data.bronze import pixels_from_rows
+from xai_kedro.core.data.sources import SOURCE_COLUMNS, list_source
+from xai_kedro.core.data.splits import assign_splits
+from xai_kedro.core.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from xai_kedro.core.models.backbone import (
     load_backbone,
-    pretrain_backbone,
     resolve_weights_dir,
     save_backbone,
     small_backbone_config,
 )
-from xai_kedro.core.bronze import pixels_from_rows
-from xai_kedro.core.device import pick_device
-from xai_kedro.core.sources import SOURCE_COLUMNS, list_source
-from xai_kedro.core.splits import assign_splits
-from xai_kedro.core.synthetic import SyntheticConfig, write_synthetic_dataset
+from xai_kedro.core.models.pretrain import pretrain_backbone
 from xai_kedro.spark.embedding_udfs import EMBEDDING_SCHEMA, make_embedder
 from xai_kedro.spark.ingestion_udfs import DECODED_SCHEMA, make_decoder
 from xai_kedro.spark.session import get_spark

@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from xai_kedro.core.bronze import centre_crop, pixels_from_rows
-from xai_kedro.core.corruptions import CorruptionSpec, build_specs
+from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
 from xai_kedro.core.meta.gold import degradation
 from xai_kedro.core.meta.plots import degradation_heatmap
-from xai_kedro.core.ood import evaluate_corruptions
+from xai_kedro.core.robustness.corruptions import CorruptionSpec, build_specs
+from xai_kedro.core.robustness.ood import evaluate_corruptions
 from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def ood_evaluator(specs: list[CorruptionSpec], input_size: int, batch_size: int,
     ) -> pd.DataFrame:
         return evaluate_corruptions(
             model,
-            centre_crop(pixels_from_rows(rows), crop),
+            centre_crop_arrays(pixels_from_rows(rows), crop),
             rows["label"].to_numpy(),
             rows["image_id"].tolist(),
             specs,

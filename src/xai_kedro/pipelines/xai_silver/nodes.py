@@ -13,9 +13,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from xai_kedro.core.adapters import read_adapter_files
-from xai_kedro.core.bronze import centre_crop, masks_from_rows, pixels_from_rows
-from xai_kedro.core.gallery import failure_figure
-from xai_kedro.core.xai_engine import XAIConfig, compute_xai
+from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixels_from_rows
+from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.gallery import failure_figure
+from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
 from xai_kedro.spark.zoo import run_zoo
 
@@ -50,10 +51,10 @@ def xai_evaluator(config: XAIConfig):
     ) -> pd.DataFrame:
         masks = masks_from_rows(rows)
         if masks is not None:
-            masks = [None if m is None else centre_crop(m[None], crop)[0] for m in masks]
+            masks = [None if m is None else centre_crop_arrays(m[None], crop)[0] for m in masks]
         profile = compute_xai(
             model,
-            centre_crop(pixels_from_rows(rows), crop),
+            centre_crop_arrays(pixels_from_rows(rows), crop),
             rows["label"].to_numpy(),
             masks,
             config,
@@ -127,7 +128,7 @@ def failure_gallery(
         rows = images.loc[group["image_id"]]
         figures[f"{adapter_id}.png"] = failure_figure(
             f"{adapter_id}: most confident mistakes",
-            list(centre_crop(pixels_from_rows(rows), crops[adapter_id])),
+            list(centre_crop_arrays(pixels_from_rows(rows), crops[adapter_id])),
             list(group["heatmap"]),
             [
                 f"true {names.get(t, t)}\npred {names.get(p, p)} ({c:.2f})"

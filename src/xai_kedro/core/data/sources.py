@@ -1,0 +1,291 @@
+"""List the inputs of any supported source as one DataFrame (the Bronze stage's to-do list).
+
+Every source kind produces the same columns (:data:`SOURCE_COLUMNS`), one row per file, sorted by
+``rel_path``. Files the ingestion must not use are still listed, with a reason in ``problem``, so
+that they end up in ``bronze_quarantine`` instead of disappearing:
+
+* ``no_label`` -- an image the annotations do not label.
+* ``mask_missing`` -- masks are expected for this source but this image has none.
+* ``file_missing`` -- an annotated/manifest entry whose file is not on disk.
+* ``unsupported_extension`` -- (Oxford) a file in ``images/`` that is not an image file of the
+  official format (the real dataset ships a few ``.mat`` files there).
+* ``label_conflict`` / ``split_conflict`` -- (Oxford) the annotation files disagree about an image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+KNOWN_SOURCES: tuple[str, ...] = ("synthetic", "oxford_pet", "image_folder")
+SOURCE_COLUMNS: tuple[str, ...] = (
+    "path",
+    "rel_path",
+    "image_id",
+    "label",
+    "label_name",
+    "split",
+    "mask_path",
+    "problem",
+)
+OXFORD_IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg",)
+_IMAGE_ID_HEX = 16
+_TRAILING_NUMBER = re.compile(r"_\d+$")
+
+
+def image_id(source_name: str, rel_path: str | Path) -> str:
+    """Stable id of one input: first 16 hex of sha1(f"{source_name}:{posix rel_path}")."""
+    rel = rel_path.as_posix() if isinstance(rel_path, Path) else str(rel_path).replace("\\", "/")
+    return hashlib.sha1(f"{source_name}:{rel}".encode()).hexdigest()[:_IMAGE_ID_HEX]
+
+
+def list_source(kind: str, root: str | Path, **options) -> pd.DataFrame:
+    """All inputs of a source as a DataFrame with :data:`SOURCE_COLUMNS`, sorted by ``rel_path``.
+
+    Common option: ``source_name`` (default: ``kind``) -- the namespace of the image ids.
+    ``oxford_pet`` also takes ``image_extensions`` and ``require_masks`` (see
+    :func:`list_oxford_pet`).
+    """
+    if kind not in KNOWN_SOURCES:
+        raise ValueError(f"unknown source kind {kind!r}; known kinds: {', '.join(KNOWN_SOURCES)}")
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{kind} source root {root} does not exist or is not a folder")
+    listers = {
+        "synthetic": list_synthetic,
+        "oxford_pet": list_oxford_pet,
+        "image_folder": list_image_folder,
+    }
+    return listers[kind](root, **options)
+
+
+def list_synthetic(root: Path, source_name: str = "synthetic") -> pd.DataFrame:
+    """Rows of ``root/manifest.csv`` written by :func:`xai_kedro.core.data.synthetic.write_synthetic_dataset`."""
+    manifest_path = root / "manifest.csv"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(
+            f"synthetic source: {manifest_path} is missing; generate the dataset first "
+            "(xai_kedro.core.data.synthetic.write_synthetic_dataset)"
+        )
+    manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"label": "int64"})
+    required = {"rel_path", "mask_rel_path", "label", "label_name", "split"}
+    missing = required - set(manifest.columns)
+    if missing:
+        raise ValueError(f"synthetic source: {manifest_path} lacks columns {sorted(missing)}")
+    rows = []
+    for rec in manifest.itertuples(index=False):
+        path = root / rec.rel_path
+        mask = root / rec.mask_rel_path if rec.mask_rel_path else None
+        problem = None
+        if not path.is_file():
+            problem = "file_missing"
+        elif mask is None or not mask.is_file():
+            problem = "mask_missing"
+        rows.append(
+            _row(
+                root,
+                rec.rel_path,
+                source_name,
+                int(rec.label),
+                rec.label_name,
+                rec.split,
+                mask if mask is not None and mask.is_file() else None,
+                problem,
+            )
+        )
+    return _frame(rows)
+
+
+def list_oxford_pet(
+    root: Path,
+    source_name: str = "oxford_pet",
+    image_extensions: tuple[str, ...] = OXFORD_IMAGE_EXTENSIONS,
+    require_masks: bool | None = None,
+) -> pd.DataFrame:
+    """The official Oxford-IIIT Pet layout: ``images/*.jpg`` + ``annotations/``.
+
+    Labels come from ``annotations/list.txt`` (CLASS-ID 1..37 -> label 0..36); split "trainval" or
+    "test" from the files of those names (optional: without them split is None). The breed name is
+    the file stem without its trailing ``_<number>``. Trimaps ``annotations/trimaps/<stem>.png``
+    become ``mask_path``; ``require_masks`` (default: True exactly when ``annotations/trimaps``
+    exists) marks images without one as ``mask_missing``. Files in ``images/`` whose extension is
+    not in ``image_extensions`` are listed with problem ``unsupported_extension``.
+    """
+    images_dir = root / "images"
+    list_path = root / "annotations" / "list.txt"
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"oxford_pet source: folder {images_dir} is missing")
+    if not list_path.is_file():
+        raise FileNotFoundError(f"oxford_pet source: annotation file {list_path} is missing")
+    extensions = tuple(e.lower() for e in image_extensions)
+    trimaps = root / "annotations" / "trimaps"
+    if require_masks is None:
+        require_masks = trimaps.is_dir()
+
+    labels = _read_oxford_list(list_path)
+    splits: dict[str, str] = {}
+    conflicts: dict[str, str] = {}
+    for split_name, file_name in (("trainval", "trainval.txt"), ("test", "test.txt")):
+        split_path = root / "annotations" / file_name
+        if not split_path.is_file():
+            logger.warning("oxford_pet: %s is missing; its images get split None", split_path)
+            continue
+        for stem, class_id in _read_oxford_list(split_path).items():
+            if stem in splits and splits[stem] != split_name:
+                conflicts[stem] = "split_conflict"
+            splits.setdefault(stem, split_name)
+            if stem not in labels:
+                labels[stem] = class_id
+            elif labels[stem] != class_id:
+                conflicts[stem] = "label_conflict"
+
+    rows = []
+    seen: set[str] = set()
+    for path in sorted(p for p in images_dir.iterdir() if p.is_file() and not _hidden(p.name)):
+        rel = path.relative_to(root).as_posix()
+        stem = path.stem
+        if path.suffix.lower() not in extensions:
+            rows.append(_row(root, rel, source_name, -1, None, None, None, "unsupported_extension"))
+            continue
+        seen.add(stem)
+        rows.append(
+            _oxford_row(
+                root, rel, stem, source_name, labels, splits, conflicts, trimaps, require_masks
+            )
+        )
+    missing = sorted(set(labels) - seen)
+    if missing:
+        logger.warning("oxford_pet: %d annotated images are not in %s", len(missing), images_dir)
+    for stem in missing:
+        rel = f"images/{stem}{extensions[0] if extensions else '.jpg'}"
+        row = _oxford_row(
+            root, rel, stem, source_name, labels, splits, conflicts, trimaps, require_masks
+        )
+        row["problem"] = "file_missing"
+        rows.append(row)
+    return _frame(rows)
+
+
+def list_image_folder(root: Path, source_name: str = "image_folder") -> pd.DataFrame:
+    """``root/<class_name>/**/<file>``: label = index of the class folder in sorted order.
+
+    Any extension is listed (the decoder rejects non-images with a reason); hidden files and
+    folders are skipped, and so are files directly under ``root`` (they have no class).
+    """
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    if not classes:
+        raise FileNotFoundError(f"image_folder source: {root} has no class sub-folders")
+    loose = [p.name for p in root.iterdir() if p.is_file() and not _hidden(p.name)]
+    if loose:
+        logger.warning("image_folder: ignoring %d files directly under %s", len(loose), root)
+    rows = []
+    for label, name in enumerate(classes):
+        files = [
+            p
+            for p in (root / name).rglob("*")
+            if p.is_file() and not any(_hidden(part) for part in p.relative_to(root).parts)
+        ]
+        if not files:
+            logger.warning("image_folder: class folder %s is empty", root / name)
+        for path in files:
+            rows.append(
+                _row(
+                    root,
+                    path.relative_to(root).as_posix(),
+                    source_name,
+                    label,
+                    name,
+                    None,
+                    None,
+                    None,
+                )
+            )
+    return _frame(rows)
+
+
+def _read_oxford_list(path: Path) -> dict[str, int]:
+    """``Image CLASS-ID SPECIES BREED-ID`` lines -> {image stem: label (CLASS-ID - 1)}."""
+    labels: dict[str, int] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = text.split()
+        try:
+            class_id = int(parts[1])
+        except (IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{path}:{lineno}: expected 'Image CLASS-ID SPECIES BREED-ID', got {line!r}"
+            ) from exc
+        if class_id < 1:
+            raise ValueError(f"{path}:{lineno}: CLASS-ID must be >= 1, got {class_id}")
+        labels[parts[0]] = class_id - 1
+    return labels
+
+
+def _oxford_row(
+    root: Path,
+    rel: str,
+    stem: str,
+    source_name: str,
+    labels: dict[str, int],
+    splits: dict[str, str],
+    conflicts: dict[str, str],
+    trimaps: Path,
+    require_masks: bool,
+) -> dict:
+    mask = trimaps / f"{stem}.png"
+    mask_path = mask if mask.is_file() else None
+    if stem not in labels:
+        return _row(root, rel, source_name, -1, None, splits.get(stem), mask_path, "no_label")
+    problem = conflicts.get(stem)
+    if problem is None and require_masks and mask_path is None:
+        problem = "mask_missing"
+    return _row(
+        root, rel, source_name, labels[stem], breed_name(stem), splits.get(stem), mask_path, problem
+    )
+
+
+def breed_name(stem: str) -> str:
+    """``american_bulldog_10`` -> ``american_bulldog`` (Oxford file stems are breed_number)."""
+    return _TRAILING_NUMBER.sub("", stem)
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _row(
+    root: Path,
+    rel: str,
+    source_name: str,
+    label: int,
+    label_name: str | None,
+    split: str | None,
+    mask_path: Path | None,
+    problem: str | None,
+) -> dict:
+    return {
+        "path": (root / rel).as_posix(),
+        "rel_path": rel,
+        "image_id": image_id(source_name, rel),
+        "label": int(label),
+        "label_name": label_name,
+        "split": split,
+        "mask_path": mask_path.as_posix() if mask_path is not None else None,
+        "problem": problem,
+    }
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(SOURCE_COLUMNS))
+    df["label"] = df["label"].astype("int64")
+    for col in ("label_name", "split", "mask_path", "problem"):
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
+    return df.sort_values("rel_path", kind="stable").reset_index(drop=True)

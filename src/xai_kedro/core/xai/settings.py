@@ -1,0 +1,85 @@
+"""Settings of the XAI stage (parameters `xai_silver.engine` in conf/)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from xai_kedro.core.xai.explainers import get_explainer
+
+PERTURBATIONS = ("token_drop", "pixel")
+PIXEL_BASELINES = ("mean", "blur")
+TARGETS = ("label", "predicted")
+
+XAI_COLUMNS = [
+    "label",
+    "target_class",
+    "pred",
+    "confidence",
+    "margin",
+    "pred_entropy",
+    "is_correct",
+    "attn_entropy",
+    "gini",
+    "deletion_auc",
+    "insertion_auc",
+    "object_attention_share",
+    "heatmap",
+]
+
+
+@dataclass(frozen=True)
+class XAIConfig:
+    """Settings of the XAI stage (parameters `xai` in conf/).
+
+    steps: K, the curves have K+1 points (0 %, 1/K, ..., 100 % of the patches).
+    perturbation: "token_drop" (removed patches leave the sequence) or "pixel" (RISE-style).
+    pixel_baseline: "mean" (dataset mean colour, 0 after normalisation) or "blur".
+    blur_sigma: Gaussian sigma in pixels at model input resolution (blur baseline).
+    blur_truncate: the blur kernel radius is ceil(blur_truncate * blur_sigma).
+    target: "label" (true class) or "predicted" (clean prediction, as in RISE).
+    explainer: a key of `attention.EXPLAINERS` ("attention" or "rollout").
+    batch_size: images per chunk (all their perturbation steps are batched together).
+    max_batch_tokens: token budget of one perturbation forward (rows x sequence length).
+    keep_heatmap: also return each heatmap (float32 array per row).
+    input_size: model input resolution; None = the backbone's configured image size.
+    """
+
+    steps: int = 16
+    perturbation: str = "token_drop"
+    pixel_baseline: str = "mean"
+    blur_sigma: float = 5.0
+    blur_truncate: float = 3.0
+    target: str = "label"
+    explainer: str = "attention"
+    batch_size: int = 64
+    max_batch_tokens: int = 262_144
+    keep_heatmap: bool = False
+    input_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.perturbation not in PERTURBATIONS:
+            raise ValueError(f"perturbation {self.perturbation!r} not in {PERTURBATIONS}")
+        if self.pixel_baseline not in PIXEL_BASELINES:
+            raise ValueError(f"pixel_baseline {self.pixel_baseline!r} not in {PIXEL_BASELINES}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target {self.target!r} not in {TARGETS}")
+        get_explainer(self.explainer)
+        if self.blur_sigma <= 0 or self.blur_truncate <= 0:
+            raise ValueError("blur_sigma and blur_truncate must be > 0")
+        if self.batch_size < 1 or self.max_batch_tokens < 1:
+            raise ValueError("batch_size and max_batch_tokens must be >= 1")
+
+    @classmethod
+    def from_dict(cls, params: Mapping | None) -> XAIConfig:
+        """Build from a parameters mapping; unknown keys are an error (typos must not pass)."""
+        params = dict(params or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"Unknown XAI settings {unknown}; expected some of {sorted(known)}")
+        return cls(**params)
+
+

@@ -1,0 +1,377 @@
+"""Corruptions vs their references (PIL, NumPy/SciPy formulas of ImageNet-C) and RNG contracts.
+
+Tolerances achieved (Pillow 13, x86-64): PIL GaussianBlur and ImageEnhance.Contrast are matched
+bit-exactly (max abs diff 0); ImageNet-C formulas match their NumPy/SciPy references exactly too.
+Blur is asserted exact; contrast is asserted at <= 1 level with <= 0.1 % of pixels off (the
+brief's tolerance: a rounding-instead-of-truncation bug would put ~50 % of pixels off by one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageEnhance, ImageFilter
+from scipy.ndimage import gaussian_filter
+from sklearn.datasets import load_sample_image
+
+from xai_kedro.core.robustness import corruptions as C
+
+REFERENCE_VALUES = {
+    "gaussian_noise": [15.0, 40.0, 80.0],
+    "gaussian_blur": [1.0, 3.0, 6.0],
+    "contrast": [0.7, 0.4, 0.15],
+}
+IMAGENET_C_VALUES = {
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],
+    "gaussian_blur": [1.0, 2.0, 3.0, 4.0, 6.0],
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# test images (HWC uint8)
+# ----------------------------------------------------------------------------------------------
+def _random_image(h: int = 37, w: int = 53, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _structured_image(h: int = 48, w: int = 64) -> np.ndarray:
+    """Gradients, hard edges, a disc, a checkerboard and a sinusoid: every blur/contrast regime."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    r = 255 * xx / (w - 1)
+    g = 128 + 100 * np.sin(xx / 3.0) * np.cos(yy / 5.0)
+    b = np.where(((yy // 4 + xx // 4) % 2) == 0, 230.0, 20.0)
+    disc = (yy - h / 2) ** 2 + (xx - w / 3) ** 2 < (h / 4) ** 2
+    r[disc], g[disc] = 10.0, 250.0
+    b[5:15, 40:60] = 0.0
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+
+
+def _natural_image(h: int = 64, w: int = 80) -> np.ndarray:
+    """A crop of scikit-learn's bundled photograph (no download)."""
+    return np.ascontiguousarray(load_sample_image("china.jpg")[120 : 120 + h, 200 : 200 + w])
+
+
+IMAGES = {
+    "random": _random_image(),
+    "structured": _structured_image(),
+    "natural": _natural_image(),
+    "tiny": _random_image(5, 9, seed=1),  # smaller than the blur support: edge handling
+}
+
+
+def _to_batch(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+
+
+def _to_hwc(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).numpy().astype(np.int64)
+
+
+def _seeds(n: int, start: int = 0) -> torch.Tensor:
+    return torch.arange(start, start + n, dtype=torch.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# reference preset vs PIL
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(IMAGES))
+@pytest.mark.parametrize("factor", [*REFERENCE_VALUES["contrast"], 0.0, 1.0, 1.3])
+def test_contrast_matches_pil(name: str, factor: float) -> None:
+    img = IMAGES[name]
+    ref = np.asarray(ImageEnhance.Contrast(Image.fromarray(img)).enhance(factor)).astype(np.int64)
+    out = _to_hwc(C.contrast(_to_batch(img), factor, _seeds(1)))
+    diff = np.abs(out - ref)
+    assert diff.max() <= 1
+    assert (diff > 0).mean() <= 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+@pytest.mark.parametrize("radius", [*REFERENCE_VALUES["gaussian_blur"], 0.5, 2.5])
+def test_gaussian_blur_matches_pil_exactly(name: str, radius: float) -> None:
+    img = IMAGES[name]
+    ref = np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(radius)))
+    out = _to_hwc(C.gaussian_blur(_to_batch(img), radius, _seeds(1)))
+    np.testing.assert_array_equal(out, ref.astype(np.int64))
+
+
+def test_gaussian_blur_is_not_a_true_gaussian() -> None:
+    """Pillow's 3-pass box approximation differs from a true Gaussian: the match above is real."""
+    img = IMAGES["structured"]
+    out = _to_hwc(C.gaussian_blur(_to_batch(img), 3.0, _seeds(1)))
+    true = np.round(gaussian_filter(img.astype(float), (3.0, 3.0, 0), mode="nearest"))
+    assert np.abs(out - true).max() >= 2
+
+
+def test_blur_radius_zero_and_non_integer_input_are_quantised() -> None:
+    img = IMAGES["natural"]
+    x = _to_batch(img)
+    np.testing.assert_array_equal(_to_hwc(C.gaussian_blur(x, 0.0, _seeds(1))), img)
+    # resized model input is non-integer: it is rounded to the 8-bit grid first
+    shifted = x + 0.3
+    assert torch.equal(C.gaussian_blur(shifted, 3.0, _seeds(1)), C.gaussian_blur(x, 3.0, _seeds(1)))
+
+
+def test_pil_box_radius_has_the_gaussian_variance() -> None:
+    """3 extended boxes of radius l + a have variance radius**2 (Gwosdek et al. eq. 7-14)."""
+    for radius in (1.0, 3.0, 6.0):
+        box = C.pil_box_radius(radius)
+        r, a = int(box), box - int(box)
+        # variance of one extended box: inner 2r+1 taps weight w, two far taps weight a*w
+        w = 1.0 / (2 * r + 1 + 2 * a)
+        taps = np.arange(-r, r + 1)
+        var = w * (taps**2).sum() + 2 * a * w * (r + 1) ** 2
+        assert 3 * var == pytest.approx(radius**2, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# noise
+# ----------------------------------------------------------------------------------------------
+def test_noise_statistics_on_mid_grey() -> None:
+    x = torch.full((4, 3, 64, 64), 128.0)
+    out = C.gaussian_noise(x, 15.0, _seeds(4))
+    d = (out - x).double()
+    assert d.std().item() == pytest.approx(15.0, rel=0.03)
+    assert abs(d.mean().item()) < 0.2  # standard error is ~0.07
+    # Gaussian, not e.g. uniform: the share of |d| <= t for integer t (the unrounded noise was
+    # below t + 0.5) follows the normal CDF
+    for t in (7, 15, 30):
+        expected = math.erf((t + 0.5) / 15 / math.sqrt(2))
+        assert (d.abs() <= t).double().mean().item() == pytest.approx(expected, abs=0.01)
+
+
+def test_hash_normal_is_white_and_seed_independent() -> None:
+    z = C.hash_normal(torch.tensor([1, 2, 2**62 + 5]), (3, 64, 64), "cpu")
+    assert z.shape == (3, 3, 64, 64) and z.dtype == torch.float64
+    assert abs(z.mean().item()) < 0.02 and z.std().item() == pytest.approx(1.0, abs=0.02)
+    flat = z.reshape(3, -1)
+    assert abs((z[..., 1:] * z[..., :-1]).mean().item()) < 0.02  # neighbouring pixels
+    assert abs((flat[:, 1:] * flat[:, :-1]).mean().item()) < 0.02
+    for a, b in ((0, 1), (1, 2), (0, 2)):  # different seeds are uncorrelated
+        assert abs(torch.corrcoef(flat[[a, b]])[0, 1].item()) < 0.03
+
+
+def test_noise_deterministic_and_seed_dependent() -> None:
+    x = _to_batch(IMAGES["natural"]).repeat(2, 1, 1, 1)
+    a = C.gaussian_noise(x, 40.0, torch.tensor([7, 7]))
+    b = C.gaussian_noise(x, 40.0, torch.tensor([7, 7]))
+    assert torch.equal(a, b)
+    assert torch.equal(a[0], a[1])  # same seed, same image -> same output
+    c = C.gaussian_noise(x, 40.0, torch.tensor([7, 8]))
+    assert not torch.equal(c[0], c[1])
+    assert (c[0] != c[1]).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("fn_name", ["gaussian_noise", "imagenet_c_gaussian_noise"])
+def test_noise_independent_of_batch_composition(fn_name: str) -> None:
+    fn = C.CORRUPTIONS[fn_name]
+    value = 40.0 if fn_name == "gaussian_noise" else 0.18
+    target = _to_batch(IMAGES["natural"])
+    seed = torch.tensor([123456789012345])
+    alone = fn(target, value, seed)
+    others = torch.rand(4, 3, *target.shape[2:], generator=torch.Generator().manual_seed(0)) * 255
+    batch = torch.cat([others[:2], target, others[2:]])
+    seeds = torch.tensor([1, 2, 123456789012345, 3, 4])
+    inside = fn(batch, value, seeds)
+    assert torch.equal(inside[2:3], alone)
+    bigger = fn(torch.cat([target, batch]), value, torch.cat([seed, seeds]))
+    assert torch.equal(bigger[0:1], alone)
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageNet-C vs NumPy/SciPy references of make_imagenet_c.py
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("c", IMAGENET_C_VALUES["contrast"])
+def test_imagenet_c_contrast_matches_numpy(c: float) -> None:
+    img = IMAGES["natural"]
+    x = img / 255.0
+    means = np.mean(x, axis=(0, 1), keepdims=True)
+    ref = np.round(np.clip((x - means) * c + means, 0, 1) * 255)
+    out = _to_hwc(C.imagenet_c_contrast(_to_batch(img), c, _seeds(1)))
+    assert np.abs(out - ref).max() <= 1
+    assert (out != ref).mean() <= 1e-3
+
+
+@pytest.mark.parametrize("c", IMAGENET_C_VALUES["gaussian_noise"])
+def test_imagenet_c_noise_matches_numpy(c: float) -> None:
+    img = IMAGES["structured"]
+    seeds = torch.tensor([42])
+    z = C.hash_normal(seeds, (3, *img.shape[:2]), "cpu")[0].permute(1, 2, 0).numpy()
+    ref = np.round(np.clip(img / 255.0 + z * c, 0, 1) * 255)
+    out = _to_hwc(C.imagenet_c_gaussian_noise(_to_batch(img), c, seeds))
+    assert np.abs(out - ref).max() <= 1
+    assert (out != ref).mean() <= 1e-3
+
+
+@pytest.mark.parametrize("name", ["natural", "structured", "tiny"])
+@pytest.mark.parametrize("c", [1.0, 3.0, 6.0])
+def test_imagenet_c_blur_matches_scipy(name: str, c: float) -> None:
+    """skimage.filters.gaussian(multichannel) == scipy gaussian_filter, mode 'nearest', truncate 4."""
+    img = IMAGES[name]
+    blurred = gaussian_filter(img / 255.0, sigma=(c, c, 0), mode="nearest", truncate=4.0)
+    ref = np.round(np.clip(blurred, 0, 1) * 255)
+    out = _to_hwc(C.imagenet_c_gaussian_blur(_to_batch(img), c, _seeds(1)))
+    assert np.abs(out - ref).max() <= 1
+    assert (out != ref).mean() <= 1e-3
+
+
+# ----------------------------------------------------------------------------------------------
+# contracts shared by every corruption
+# ----------------------------------------------------------------------------------------------
+ALL_SPECS = C.build_specs("reference") + C.build_specs("imagenet_c")
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: f"{s.fn_name}-{s.severity}")
+def test_outputs_are_valid_8bit_images(spec: C.CorruptionSpec) -> None:
+    x = torch.rand(3, 3, 20, 24, generator=torch.Generator().manual_seed(1)) * 255
+    out = C.apply_spec(spec, x, _seeds(3))
+    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+    assert out.min() >= 0 and out.max() <= 255
+    assert torch.equal(out, out.round())
+    # batch-independent for every corruption (not only noise)
+    assert torch.equal(C.apply_spec(spec, x[1:2], _seeds(1, start=1)), out[1:2])
+
+
+@pytest.mark.parametrize("preset", ["reference", "imagenet_c"])
+def test_heavier_severity_degrades_more(preset: str) -> None:
+    x = torch.stack([_to_batch(IMAGES["natural"])[0], _to_batch(IMAGES["natural"][::-1])[0]])
+    by_corruption: dict[str, list[float]] = {}
+    for spec in C.build_specs(preset):
+        out = C.apply_spec(spec, x, _seeds(2))
+        by_corruption.setdefault(spec.corruption, []).append((out - x).abs().mean().item())
+    assert set(by_corruption) == {"gaussian_noise", "gaussian_blur", "contrast"}
+    for corruption, dists in by_corruption.items():
+        assert all(a < b for a, b in zip(dists, dists[1:], strict=False)), (corruption, dists)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: f"{s.fn_name}-{s.severity}")
+def test_cuda_matches_cpu(spec: C.CorruptionSpec) -> None:
+    x = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(2)) * 255
+    cpu = C.apply_spec(spec, x, _seeds(2))
+    gpu = C.apply_spec(spec, x.cuda(), _seeds(2).cuda())
+    assert gpu.device.type == "cuda"
+    assert (gpu.cpu() != cpu).float().mean().item() <= 1e-4
+    assert (gpu.cpu() - cpu).abs().max().item() <= 1
+
+
+def test_bad_inputs_raise_clear_errors() -> None:
+    x = torch.full((2, 3, 8, 8), 100.0)
+    with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
+        C.gaussian_noise(x[0], 15.0, _seeds(2))
+    with pytest.raises(TypeError, match="float tensor"):
+        C.gaussian_blur(x.to(torch.uint8), 1.0, _seeds(2))
+    with pytest.raises(ValueError, match="length B=2"):
+        C.contrast(x, 0.5, _seeds(3))
+    with pytest.raises(TypeError, match="integer tensor"):
+        C.gaussian_noise(x, 15.0, torch.zeros(2))
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        C.gaussian_noise(x, -1.0, _seeds(2))
+    with pytest.raises(ValueError, match="radius must be >= 0"):
+        C.gaussian_blur(x, -2.0, _seeds(2))
+    with pytest.raises(ValueError, match="finite"):
+        C.imagenet_c_contrast(x, float("nan"), _seeds(2))
+    with pytest.raises(ValueError, match="RGB"):
+        C.contrast(x[:, :1], 0.5, _seeds(2))
+
+
+# ----------------------------------------------------------------------------------------------
+# specs, presets, seeds
+# ----------------------------------------------------------------------------------------------
+def test_reference_preset_has_seed_001_values() -> None:
+    specs = C.build_specs("reference")
+    assert len(specs) == 9
+    for corruption, values in REFERENCE_VALUES.items():
+        rows = [s for s in specs if s.corruption == corruption]
+        assert [s.severity for s in rows] == ["shallow", "medium", "heavy"]
+        assert [s.value for s in rows] == values
+        assert all(s.fn_name == corruption for s in rows)
+    assert {s.param for s in specs} == {"sigma", "radius", "factor"}
+    assert C.build_specs() == specs  # reference is the default
+
+
+def test_imagenet_c_preset_has_paper_values() -> None:
+    specs = C.build_specs("imagenet_c")
+    assert len(specs) == 15
+    for corruption, values in IMAGENET_C_VALUES.items():
+        rows = [s for s in specs if s.corruption == corruption]
+        assert [s.severity for s in rows] == ["1", "2", "3", "4", "5"]
+        assert [s.value for s in rows] == values
+        assert all(s.fn_name == f"imagenet_c_{corruption}" and s.param == "c" for s in rows)
+
+
+def test_overrides_replace_and_extend() -> None:
+    specs = C.build_specs(
+        "reference",
+        [
+            {"corruption": "gaussian_noise", "severity": "heavy", "param": "std", "value": 60},
+            {"corruption": "contrast", "severity": "extreme", "fn": "contrast", "value": 0.05},
+            {"corruption": "blur_c", "severity": "3", "fn": "imagenet_c_gaussian_blur", "value": 3},
+        ],
+    )
+    assert len(specs) == 11
+    heavy = [s for s in specs if (s.corruption, s.severity) == ("gaussian_noise", "heavy")]
+    assert heavy == [C.CorruptionSpec("gaussian_noise", "heavy", "std", 60.0, "gaussian_noise")]
+    assert specs[2] == heavy[0]  # replaced in place
+    assert specs[-2] == C.CorruptionSpec("contrast", "extreme", "value", 0.05, "contrast")
+    assert specs[-1].fn_name == "imagenet_c_gaussian_blur"
+    # a bare value keeps the replaced spec's fn and param
+    c3 = C.build_specs(
+        "imagenet_c", [{"corruption": "gaussian_noise", "severity": "3", "value": 0.2}]
+    )
+    assert c3[2] == C.CorruptionSpec("gaussian_noise", "3", "c", 0.2, "imagenet_c_gaussian_noise")
+    only = C.build_specs(None, [{"corruption": "contrast", "severity": "x", "value": 0.5}])
+    assert [s.fn_name for s in only] == ["contrast"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        only[0].value = 1.0  # type: ignore[misc]
+
+
+def test_build_specs_errors() -> None:
+    with pytest.raises(ValueError, match="unknown corruption preset 'nope'"):
+        C.build_specs("nope")
+    with pytest.raises(ValueError, match="unknown fn 'sharpen'"):
+        C.build_specs(None, [{"corruption": "sharpen", "severity": "1", "value": 2.0}])
+    with pytest.raises(ValueError, match=r"missing keys \['value'\]"):
+        C.build_specs("reference", [{"corruption": "contrast", "severity": "heavy"}])
+    with pytest.raises(ValueError, match=r"unknown keys \['sevrity'\]"):
+        C.build_specs(
+            None, [{"corruption": "contrast", "sevrity": "1", "severity": "1", "value": 1}]
+        )
+    with pytest.raises(ValueError, match="must be a number"):
+        C.build_specs(None, [{"corruption": "contrast", "severity": "1", "value": "high"}])
+    with pytest.raises(ValueError, match="sigma must be >= 0"):  # dry run catches bad values
+        C.build_specs(None, [{"corruption": "gaussian_noise", "severity": "1", "value": -3}])
+    with pytest.raises(TypeError, match="must be a mapping"):
+        C.build_specs("reference", ["contrast"])
+    with pytest.raises(ValueError, match="no corruption specs"):
+        C.build_specs(None, [])
+    with pytest.raises(ValueError, match="unknown corruption fn"):
+        C.apply_spec(
+            C.CorruptionSpec("x", "1", "v", 1.0, "nope"), torch.zeros(1, 3, 4, 4), _seeds(1)
+        )
+
+
+def test_corruption_seed_is_stable_and_distinct() -> None:
+    # pinned: changing the derivation would silently change every published corrupted image
+    assert C.corruption_seed("0123456789abcdef", "gaussian_noise", "shallow") == 1080098105190025692
+    assert C.corruption_seed("0123456789abcdef", "gaussian_noise", "shallow", 7) == (
+        8605707883908427665
+    )
+    base = ("0123456789abcdef", "gaussian_noise", "shallow")
+    variants = {
+        C.corruption_seed(*base),
+        C.corruption_seed("0123456789abcdee", *base[1:]),
+        C.corruption_seed(base[0], "contrast", base[2]),
+        C.corruption_seed(*base[:2], "heavy"),
+        C.corruption_seed(*base, base_seed=1),
+    }
+    assert len(variants) == 5
+    assert all(0 <= s < 2**63 for s in variants)
+    spec = C.build_specs("reference")[0]
+    seeds = C.spec_seeds(["a", "b"], spec, base_seed=3)
+    assert seeds.dtype == torch.int64
+    assert seeds.tolist() == [C.corruption_seed(i, spec.corruption, spec.severity, 3) for i in "ab"]

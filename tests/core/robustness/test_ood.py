@@ -1,0 +1,96 @@
+"""The OOD stage's one call: every image under every corruption, seeded by image, not by model."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
+from xai_kedro.core.models import inference
+from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.inference import OOD_COLUMNS
+from xai_kedro.core.robustness.corruptions import build_specs
+from xai_kedro.core.robustness.ood import evaluate_corruptions
+
+IDS = [f"img{i}" for i in range(6)]
+SPECS = build_specs("reference")
+
+
+def tiny_model(seed: int) -> ViTClassifier:
+    return ViTClassifier(tiny_backbone(seed=seed, init=0.25), num_classes=4).eval()
+
+
+@pytest.fixture
+def images() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (6, 40, 40, 3), dtype=np.uint8), rng.integers(0, 4, 6)
+
+
+def model_inputs(model, pixels, labels, images_per_chunk: int, **kw) -> torch.Tensor:
+    """Every pixel input the model saw, as [spec, image, 3, 32, 32]."""
+    seen: list[torch.Tensor] = []
+    hook = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].cpu().clone()))
+    evaluate_corruptions(
+        model, pixels, labels, IDS, SPECS, batch_size=images_per_chunk * len(SPECS), **kw
+    )
+    hook.remove()
+    chunks = torch.cat(seen).view(-1, len(SPECS), images_per_chunk, 3, 32, 32)
+    return chunks.transpose(0, 1).reshape(len(SPECS), len(IDS), 3, 32, 32)
+
+
+def test_rows_are_spec_major_with_image_ids(images):
+    pixels, labels = images
+    rows = evaluate_corruptions(tiny_model(0), pixels, labels, IDS, SPECS, batch_size=18)
+    assert list(rows.columns) == ["image_id", *OOD_COLUMNS]
+    assert len(rows) == len(SPECS) * len(IDS)
+    assert rows["image_id"].tolist() == IDS * len(SPECS)
+    assert rows["corruption"].tolist() == [s.corruption for s in SPECS for _ in IDS]
+    assert rows["severity"].tolist() == [s.severity for s in SPECS for _ in IDS]
+    np.testing.assert_array_equal(rows["label"], np.tile(labels, len(SPECS)))
+
+
+def test_every_adapter_sees_the_same_corrupted_pixels_whatever_the_batching(images):
+    pixels, labels = images
+    seen_a = model_inputs(tiny_model(0), pixels, labels, images_per_chunk=2)
+    seen_b = model_inputs(tiny_model(1), pixels, labels, images_per_chunk=3)
+    assert torch.equal(seen_a, seen_b)
+    # the base seed moves the noise and nothing else
+    moved = model_inputs(tiny_model(0), pixels, labels, images_per_chunk=2, base_seed=1)
+    noise = np.array([s.corruption == "gaussian_noise" for s in SPECS])
+    assert noise.sum() == 3
+    changed = [not torch.equal(seen_a[i], moved[i]) for i in range(len(SPECS))]
+    assert changed == noise.tolist()
+
+
+# --- CUDA (run on a GPU machine: scripts/gpu_check.sh; skipped in CI) ------------------------
+
+
+@needs_cuda
+def test_cuda_fp32_gives_the_cpu_rows(images, monkeypatch):
+    """Corruptions and the batched forward on the GPU: fp32 CUDA reproduces the CPU rows."""
+    fp32_on_cuda(monkeypatch, inference)
+    pixels, labels = images
+    model = tiny_model(0)
+    cpu = evaluate_corruptions(model, pixels, labels, IDS, SPECS, batch_size=18)
+    gpu = evaluate_corruptions(
+        copy.deepcopy(model).cuda(), pixels, labels, IDS, SPECS, batch_size=18, device="cuda"
+    )
+    pd.testing.assert_frame_equal(gpu, cpu, check_exact=False, rtol=1e-4, atol=1e-5)
+
+
+@needs_cuda
+def test_cuda_bf16_predictions_agree_with_cpu_fp32(images):
+    pixels, labels = images
+    model = tiny_model(0)
+    cpu = evaluate_corruptions(model, pixels, labels, IDS, SPECS, batch_size=18)
+    gpu = evaluate_corruptions(
+        copy.deepcopy(model).cuda(), pixels, labels, IDS, SPECS, batch_size=18, device="cuda"
+    )
+    sure = cpu["margin"].to_numpy() > 0.05
+    assert sure.mean() > 0.5
+    np.testing.assert_array_equal(gpu["pred"][sure], cpu["pred"][sure])
+    np.testing.assert_allclose(gpu["confidence"], cpu["confidence"], atol=0.02)
