@@ -34,8 +34,8 @@ from xai_kedro.core.common.device import pick_device
 from xai_kedro.core.models.backbone import build_backbone, freeze
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.inference import as_uint8_images, images_x255, model_input
-from xai_kedro.core.robustness.corruptions import apply_spec, build_specs
 from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.presets import apply_spec, build_specs
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.references import (
     eager_copy,

@@ -1,4 +1,4 @@
-"""The three environments resolve, and `paper` is seed 001's experiment."""
+"""The environments resolve, `paper` is the reference experiment and the catalog is complete."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from kedro.config import OmegaConfigLoader
 from tests.conftest import PROJECT_ROOT
 from xai_kedro import settings
 from xai_kedro.core.adapters import expand_zoo
-from xai_kedro.core.robustness.corruptions import build_specs
+from xai_kedro.core.robustness.presets import build_specs
 
 
 def load(env: str, key: str) -> dict:
@@ -66,3 +66,13 @@ def test_base_zoo_has_a_probe_and_several_ranks():
     zoo = expand_zoo(load("base", "parameters")["adapter_training"]["zoo"])
     ranks = [c.rank for c in zoo]
     assert len(zoo) >= 6 and 0 in ranks and len(set(ranks) - {0}) >= 3
+
+
+@pytest.mark.parametrize("env", ["base", "paper"])
+def test_catalog_declares_every_gold_table_in_the_gold_layer(env):
+    from xai_kedro.core.meta.tables import GOLD_TABLES
+
+    catalog = load(env, "catalog")
+    for name in GOLD_TABLES:
+        assert name in catalog, f"{name} is not in the {env} catalog"
+        assert catalog[name]["metadata"]["kedro-viz"]["layer"] == "gold", name

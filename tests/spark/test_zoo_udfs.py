@@ -23,8 +23,8 @@ from xai_kedro.core.models.backbone import (
     small_backbone_config,
 )
 from xai_kedro.core.models.classifier import ViTClassifier
-from xai_kedro.core.robustness.corruptions import build_specs
 from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.presets import build_specs
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.pipelines.ood.nodes import compute_silver_ood
@@ -191,9 +191,13 @@ def test_incomplete_or_duplicated_tables_are_refused(spark):
 
 def test_silver_schemas_follow_the_core_columns():
     from xai_kedro.core.models.inference import OOD_COLUMNS
-    from xai_kedro.core.xai.settings import XAI_COLUMNS
-    from xai_kedro.pipelines.ood.nodes import SILVER_OOD_SCHEMA
-    from xai_kedro.pipelines.xai_silver.nodes import SILVER_XAI_SCHEMA
+    from xai_kedro.core.xai.columns import XAI_COLUMNS
+    from xai_kedro.core.xai.metrics import XAI_METRICS
+    from xai_kedro.spark.stages import ood_stage, xai_stage
 
-    assert SILVER_XAI_SCHEMA.fieldNames() == ["image_id", "adapter_id", *XAI_COLUMNS]
-    assert SILVER_OOD_SCHEMA.fieldNames() == ["image_id", "adapter_id", *OOD_COLUMNS]
+    xai = xai_stage(XAIConfig()).schema
+    assert xai.fieldNames() == ["image_id", "adapter_id", *XAI_COLUMNS]
+    assert set(XAI_METRICS) <= set(xai.fieldNames())
+    assert xai["object_attention_share"].nullable and not xai["gini"].nullable
+    ood = ood_stage(build_specs("reference"), 32, 8, 0).schema
+    assert ood.fieldNames() == ["image_id", "adapter_id", *OOD_COLUMNS]

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 import torch
-from pyspark.sql import types as T
 
 from xai_kedro.core.adapters import build_inference_model, read_adapter_meta
+from xai_kedro.spark.stages import BronzeBatch, SilverStage
 from xai_kedro.spark.worker import (
     ensure_worker_logging,
     manifest_backbone,
@@ -22,31 +22,27 @@ from xai_kedro.spark.worker import (
     worker_device,
 )
 
-# (merged model, Bronze rows, device, eval crop) -> output rows, each carrying its `image_id`.
-# The crop is the adapter's own training crop (None: whole stored image), so every adapter is
-# evaluated on the exact view it was validated on.
-Evaluate = Callable[[torch.nn.Module, pd.DataFrame, torch.device, int | None], pd.DataFrame]
-
 
 def eval_crop_of(files: dict[str, bytes]) -> int | None:
+    """The adapter's own training crop (None: the whole stored image): every adapter is evaluated
+    on the exact view it was validated on."""
     augmentation = read_adapter_meta(files)["config"].get("augmentation") or {}
     crop = augmentation.get("crop_size")
     return int(crop) if crop else None
 
 
 def make_adapter_udf(
-    evaluate: Evaluate,
-    schema: T.StructType,
+    stage: SilverStage,
     adapters: Any,
     backbone_manifest: dict[str, Any],
     num_classes: int,
     device: str = "auto",
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """A `mapInPandas` body yielding `schema` rows for every (row, adapter) of a partition."""
-    columns = schema.fieldNames()
+    """A `mapInPandas` body yielding the stage's rows for every (row, adapter) of a partition."""
+    columns = stage.schema.fieldNames()
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        rows = [batch for batch in batches if len(batch)]
+        rows = [BronzeBatch.decode(batch) for batch in batches if len(batch)]
         if not rows:
             return
         ensure_worker_logging()
@@ -59,8 +55,8 @@ def make_adapter_udf(
             model = model.to(target).eval()
             crop = eval_crop_of(files_by_adapter[adapter_id])
             for batch in rows:
-                result = evaluate(model, batch, target, crop).assign(adapter_id=adapter_id)
-                yield result[columns]
+                result = stage.evaluate(model, batch.cropped(crop), target)
+                yield result.assign(adapter_id=adapter_id)[columns]
             del model
             if target.type == "cuda":
                 torch.cuda.empty_cache()

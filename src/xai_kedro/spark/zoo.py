@@ -9,35 +9,29 @@ from typing import Any
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from xai_kedro.core.adapters import read_adapter_files
-from xai_kedro.spark.adapter_udfs import Evaluate, make_adapter_udf
+from xai_kedro.spark.adapter_udfs import make_adapter_udf
 from xai_kedro.spark.session import get_spark
+from xai_kedro.spark.stages import BRONZE_INPUT_COLUMNS, SilverStage
 
 logger = logging.getLogger(__name__)
-
-BRONZE_INPUT_COLUMNS = ("image_id", "label", "height", "width", "pixels", "mask")
 
 
 def run_zoo(
     bronze_images: DataFrame,
     adapter_zoo: pd.DataFrame,
     backbone_manifest: dict[str, Any],
-    evaluate: Evaluate,
-    schema: T.StructType,
+    stage: SilverStage,
     *,
-    name: str,
-    keys: list[str],
-    rows_per_pair: int,
     split: str,
     partitions: int,
     device: str,
 ) -> DataFrame:
     """Every adapter of the zoo over every `split` image, through one iterator-UDF pass.
 
-    The result is persisted and checked to hold exactly one row per `keys` and
-    `rows_per_pair` rows per (image, adapter) before anyone writes it."""
+    The result is persisted and checked to hold exactly one row per the stage's keys and
+    `stage.rows_per_pair` rows per (image, adapter) before anyone writes it."""
     if adapter_zoo.empty:
         raise ValueError("adapter_zoo is empty: run the adapter_training pipeline first")
     spark = get_spark()
@@ -55,10 +49,11 @@ def run_zoo(
     ).first()
     num_classes = int(stats["max_label"]) + 1
     images = bronze_images.filter(F.col("split") == split).select(*BRONZE_INPUT_COLUMNS)
-    udf = make_adapter_udf(evaluate, schema, broadcast, backbone_manifest, num_classes, device)
-    table = images.repartition(int(partitions), "image_id").mapInPandas(udf, schema).persist()
-    expected = int(stats["n_images"] or 0) * len(adapter_zoo) * rows_per_pair
-    return check_exactly_once(table, keys, expected, name)
+    udf = make_adapter_udf(stage, broadcast, backbone_manifest, num_classes, device)
+    table = images.repartition(int(partitions), "image_id").mapInPandas(udf, stage.schema)
+    table = table.persist()
+    expected = int(stats["n_images"] or 0) * len(adapter_zoo) * stage.rows_per_pair
+    return check_exactly_once(table, list(stage.keys), expected, stage.name)
 
 
 def check_exactly_once(

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from xai_kedro.core.meta import gold, plots
-from xai_kedro.core.meta.models import SEED_COLUMNS
+from xai_kedro.core.meta.comparison import SEED_COLUMNS
 
 TEN = (
     "correlations",
@@ -237,7 +237,7 @@ def test_severity_rank() -> None:
 
 
 def test_correlations_table_matches_stats(silver: tuple[pd.DataFrame, ...]) -> None:
-    from xai_kedro.core.meta.models import build_meta_dataset
+    from xai_kedro.core.meta.features import build_meta_dataset
 
     meta = build_meta_dataset(silver[0], silver[1])
     corr = gold.correlations(meta, {"xai": ["attn_entropy", "gini"]}, n_boot=50, seed=0)

@@ -19,6 +19,7 @@ from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_sample_image
 
 from xai_kedro.core.robustness import corruptions as C
+from xai_kedro.core.robustness import presets as P
 
 REFERENCE_VALUES = {
     "gaussian_noise": [15.0, 40.0, 80.0],
@@ -222,26 +223,26 @@ def test_imagenet_c_blur_matches_scipy(name: str, c: float) -> None:
 # ----------------------------------------------------------------------------------------------
 # contracts shared by every corruption
 # ----------------------------------------------------------------------------------------------
-ALL_SPECS = C.build_specs("reference") + C.build_specs("imagenet_c")
+ALL_SPECS = P.build_specs("reference") + P.build_specs("imagenet_c")
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: f"{s.fn_name}-{s.severity}")
-def test_outputs_are_valid_8bit_images(spec: C.CorruptionSpec) -> None:
+def test_outputs_are_valid_8bit_images(spec: P.CorruptionSpec) -> None:
     x = torch.rand(3, 3, 20, 24, generator=torch.Generator().manual_seed(1)) * 255
-    out = C.apply_spec(spec, x, _seeds(3))
+    out = P.apply_spec(spec, x, _seeds(3))
     assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
     assert out.min() >= 0 and out.max() <= 255
     assert torch.equal(out, out.round())
     # batch-independent for every corruption (not only noise)
-    assert torch.equal(C.apply_spec(spec, x[1:2], _seeds(1, start=1)), out[1:2])
+    assert torch.equal(P.apply_spec(spec, x[1:2], _seeds(1, start=1)), out[1:2])
 
 
 @pytest.mark.parametrize("preset", ["reference", "imagenet_c"])
 def test_heavier_severity_degrades_more(preset: str) -> None:
     x = torch.stack([_to_batch(IMAGES["natural"])[0], _to_batch(IMAGES["natural"][::-1])[0]])
     by_corruption: dict[str, list[float]] = {}
-    for spec in C.build_specs(preset):
-        out = C.apply_spec(spec, x, _seeds(2))
+    for spec in P.build_specs(preset):
+        out = P.apply_spec(spec, x, _seeds(2))
         by_corruption.setdefault(spec.corruption, []).append((out - x).abs().mean().item())
     assert set(by_corruption) == {"gaussian_noise", "gaussian_blur", "contrast"}
     for corruption, dists in by_corruption.items():
@@ -250,10 +251,10 @@ def test_heavier_severity_degrades_more(preset: str) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: f"{s.fn_name}-{s.severity}")
-def test_cuda_matches_cpu(spec: C.CorruptionSpec) -> None:
+def test_cuda_matches_cpu(spec: P.CorruptionSpec) -> None:
     x = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(2)) * 255
-    cpu = C.apply_spec(spec, x, _seeds(2))
-    gpu = C.apply_spec(spec, x.cuda(), _seeds(2).cuda())
+    cpu = P.apply_spec(spec, x, _seeds(2))
+    gpu = P.apply_spec(spec, x.cuda(), _seeds(2).cuda())
     assert gpu.device.type == "cuda"
     assert (gpu.cpu() != cpu).float().mean().item() <= 1e-4
     assert (gpu.cpu() - cpu).abs().max().item() <= 1
@@ -283,7 +284,7 @@ def test_bad_inputs_raise_clear_errors() -> None:
 # specs, presets, seeds
 # ----------------------------------------------------------------------------------------------
 def test_reference_preset_has_seed_001_values() -> None:
-    specs = C.build_specs("reference")
+    specs = P.build_specs("reference")
     assert len(specs) == 9
     for corruption, values in REFERENCE_VALUES.items():
         rows = [s for s in specs if s.corruption == corruption]
@@ -291,11 +292,11 @@ def test_reference_preset_has_seed_001_values() -> None:
         assert [s.value for s in rows] == values
         assert all(s.fn_name == corruption for s in rows)
     assert {s.param for s in specs} == {"sigma", "radius", "factor"}
-    assert C.build_specs() == specs  # reference is the default
+    assert P.build_specs() == specs  # reference is the default
 
 
 def test_imagenet_c_preset_has_paper_values() -> None:
-    specs = C.build_specs("imagenet_c")
+    specs = P.build_specs("imagenet_c")
     assert len(specs) == 15
     for corruption, values in IMAGENET_C_VALUES.items():
         rows = [s for s in specs if s.corruption == corruption]
@@ -305,7 +306,7 @@ def test_imagenet_c_preset_has_paper_values() -> None:
 
 
 def test_overrides_replace_and_extend() -> None:
-    specs = C.build_specs(
+    specs = P.build_specs(
         "reference",
         [
             {"corruption": "gaussian_noise", "severity": "heavy", "param": "std", "value": 60},
@@ -315,16 +316,16 @@ def test_overrides_replace_and_extend() -> None:
     )
     assert len(specs) == 11
     heavy = [s for s in specs if (s.corruption, s.severity) == ("gaussian_noise", "heavy")]
-    assert heavy == [C.CorruptionSpec("gaussian_noise", "heavy", "std", 60.0, "gaussian_noise")]
+    assert heavy == [P.CorruptionSpec("gaussian_noise", "heavy", "std", 60.0, "gaussian_noise")]
     assert specs[2] == heavy[0]  # replaced in place
-    assert specs[-2] == C.CorruptionSpec("contrast", "extreme", "value", 0.05, "contrast")
+    assert specs[-2] == P.CorruptionSpec("contrast", "extreme", "value", 0.05, "contrast")
     assert specs[-1].fn_name == "imagenet_c_gaussian_blur"
     # a bare value keeps the replaced spec's fn and param
-    c3 = C.build_specs(
+    c3 = P.build_specs(
         "imagenet_c", [{"corruption": "gaussian_noise", "severity": "3", "value": 0.2}]
     )
-    assert c3[2] == C.CorruptionSpec("gaussian_noise", "3", "c", 0.2, "imagenet_c_gaussian_noise")
-    only = C.build_specs(None, [{"corruption": "contrast", "severity": "x", "value": 0.5}])
+    assert c3[2] == P.CorruptionSpec("gaussian_noise", "3", "c", 0.2, "imagenet_c_gaussian_noise")
+    only = P.build_specs(None, [{"corruption": "contrast", "severity": "x", "value": 0.5}])
     assert [s.fn_name for s in only] == ["contrast"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         only[0].value = 1.0  # type: ignore[misc]
@@ -332,46 +333,46 @@ def test_overrides_replace_and_extend() -> None:
 
 def test_build_specs_errors() -> None:
     with pytest.raises(ValueError, match="unknown corruption preset 'nope'"):
-        C.build_specs("nope")
+        P.build_specs("nope")
     with pytest.raises(ValueError, match="unknown fn 'sharpen'"):
-        C.build_specs(None, [{"corruption": "sharpen", "severity": "1", "value": 2.0}])
+        P.build_specs(None, [{"corruption": "sharpen", "severity": "1", "value": 2.0}])
     with pytest.raises(ValueError, match=r"missing keys \['value'\]"):
-        C.build_specs("reference", [{"corruption": "contrast", "severity": "heavy"}])
+        P.build_specs("reference", [{"corruption": "contrast", "severity": "heavy"}])
     with pytest.raises(ValueError, match=r"unknown keys \['sevrity'\]"):
-        C.build_specs(
+        P.build_specs(
             None, [{"corruption": "contrast", "sevrity": "1", "severity": "1", "value": 1}]
         )
     with pytest.raises(ValueError, match="must be a number"):
-        C.build_specs(None, [{"corruption": "contrast", "severity": "1", "value": "high"}])
+        P.build_specs(None, [{"corruption": "contrast", "severity": "1", "value": "high"}])
     with pytest.raises(ValueError, match="sigma must be >= 0"):  # dry run catches bad values
-        C.build_specs(None, [{"corruption": "gaussian_noise", "severity": "1", "value": -3}])
+        P.build_specs(None, [{"corruption": "gaussian_noise", "severity": "1", "value": -3}])
     with pytest.raises(TypeError, match="must be a mapping"):
-        C.build_specs("reference", ["contrast"])
+        P.build_specs("reference", ["contrast"])
     with pytest.raises(ValueError, match="no corruption specs"):
-        C.build_specs(None, [])
+        P.build_specs(None, [])
     with pytest.raises(ValueError, match="unknown corruption fn"):
-        C.apply_spec(
-            C.CorruptionSpec("x", "1", "v", 1.0, "nope"), torch.zeros(1, 3, 4, 4), _seeds(1)
+        P.apply_spec(
+            P.CorruptionSpec("x", "1", "v", 1.0, "nope"), torch.zeros(1, 3, 4, 4), _seeds(1)
         )
 
 
 def test_corruption_seed_is_stable_and_distinct() -> None:
     # pinned: changing the derivation would silently change every published corrupted image
-    assert C.corruption_seed("0123456789abcdef", "gaussian_noise", "shallow") == 1080098105190025692
-    assert C.corruption_seed("0123456789abcdef", "gaussian_noise", "shallow", 7) == (
+    assert P.corruption_seed("0123456789abcdef", "gaussian_noise", "shallow") == 1080098105190025692
+    assert P.corruption_seed("0123456789abcdef", "gaussian_noise", "shallow", 7) == (
         8605707883908427665
     )
     base = ("0123456789abcdef", "gaussian_noise", "shallow")
     variants = {
-        C.corruption_seed(*base),
-        C.corruption_seed("0123456789abcdee", *base[1:]),
-        C.corruption_seed(base[0], "contrast", base[2]),
-        C.corruption_seed(*base[:2], "heavy"),
-        C.corruption_seed(*base, base_seed=1),
+        P.corruption_seed(*base),
+        P.corruption_seed("0123456789abcdee", *base[1:]),
+        P.corruption_seed(base[0], "contrast", base[2]),
+        P.corruption_seed(*base[:2], "heavy"),
+        P.corruption_seed(*base, base_seed=1),
     }
     assert len(variants) == 5
     assert all(0 <= s < 2**63 for s in variants)
-    spec = C.build_specs("reference")[0]
-    seeds = C.spec_seeds(["a", "b"], spec, base_seed=3)
+    spec = P.build_specs("reference")[0]
+    seeds = P.spec_seeds(["a", "b"], spec, base_seed=3)
     assert seeds.dtype == torch.int64
-    assert seeds.tolist() == [C.corruption_seed(i, spec.corruption, spec.severity, 3) for i in "ab"]
+    assert seeds.tolist() == [P.corruption_seed(i, spec.corruption, spec.severity, 3) for i in "ab"]

@@ -13,8 +13,8 @@ from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
 from xai_kedro.core.models import inference
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.inference import OOD_COLUMNS
-from xai_kedro.core.robustness.corruptions import build_specs
 from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.presets import build_specs
 
 IDS = [f"img{i}" for i in range(6)]
 SPECS = build_specs("reference")

@@ -13,11 +13,12 @@ from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
 from xai_kedro.core.data.preprocessing import IMAGENET_MEAN, normalise, to_model_input
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.xai import engine as xai_engine
+from xai_kedro.core.xai.columns import XAI_COLUMNS
 from xai_kedro.core.xai.curves import separable_gaussian_blur, step_counts
 from xai_kedro.core.xai.engine import compute_xai, explain_chunk
 from xai_kedro.core.xai.metrics import attention_entropy, gini, object_attention_share
 from xai_kedro.core.xai.references import reference_deletion_insertion
-from xai_kedro.core.xai.settings import XAI_COLUMNS, XAIConfig
+from xai_kedro.core.xai.settings import XAIConfig
 
 N_PATCHES = 16  # 32 px / patch 8
 

@@ -3,6 +3,12 @@
 Pure pandas / numpy / scipy / scikit-learn / xgboost / matplotlib (no kedro, no pyspark).
 """
 
+from xai_kedro.core.meta.comparison import (
+    DEFAULT_META_PARAMS,
+    compare_classifiers,
+    grouped_folds,
+    resolve_meta_params,
+)
 from xai_kedro.core.meta.estimation import (
     DEFAULT_ESTIMATION_PARAMS,
     accuracy_estimation,
@@ -15,19 +21,15 @@ from xai_kedro.core.meta.estimation import (
     ood_accuracy_by_condition,
     ood_accuracy_per_adapter,
 )
-from xai_kedro.core.meta.gold import build_gold_tables
-from xai_kedro.core.meta.models import (
+from xai_kedro.core.meta.features import (
     CONFIDENCE_FEATURES,
-    DEFAULT_META_PARAMS,
     XAI_FEATURES,
     build_meta_dataset,
-    compare_classifiers,
     default_feature_sets,
-    feature_importance,
-    grouped_folds,
-    make_model,
-    resolve_meta_params,
 )
+from xai_kedro.core.meta.gold import build_gold_tables
+from xai_kedro.core.meta.importance import feature_importance
+from xai_kedro.core.meta.learners import make_model
 from xai_kedro.core.meta.report import summary_report
 from xai_kedro.core.meta.stats import (
     bootstrap_auc_ci,

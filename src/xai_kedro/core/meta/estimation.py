@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
-from xai_kedro.core.meta.models import XAI_SET, default_feature_sets, require_columns
+from xai_kedro.core.meta.features import XAI_SET, default_feature_sets, require_columns
 from xai_kedro.core.meta.stats import as_binary
 
 logger = logging.getLogger(__name__)

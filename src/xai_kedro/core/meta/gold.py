@@ -18,7 +18,24 @@ import numpy as np
 import pandas as pd
 
 from xai_kedro.core.meta import estimation as est
-from xai_kedro.core.meta import models as mdl
+from xai_kedro.core.meta.comparison import (
+    COMPARISON_COLUMNS,
+    SEED_COLUMNS,
+    compare_classifiers,
+    resolve_meta_params,
+)
+from xai_kedro.core.meta.features import (
+    CONFIDENCE_SET,
+    GROUP,
+    TARGET,
+    XAI_CONFIDENCE_SET,
+    XAI_FEATURES,
+    XAI_SET,
+    build_meta_dataset,
+    default_feature_sets,
+    require_columns,
+)
+from xai_kedro.core.meta.importance import feature_importance
 from xai_kedro.core.meta.stats import bootstrap_ci, cohens_d, feature_outcome_stats, pearson
 
 logger = logging.getLogger(__name__)
@@ -82,7 +99,7 @@ def _zoo_ranks(adapter_zoo: pd.DataFrame | None) -> pd.Series:
     """adapter_id -> LoRA rank (nullable int); empty when no manifest is given."""
     if adapter_zoo is None:
         return pd.Series(dtype="Int64", name="adapter_rank")
-    mdl.require_columns(adapter_zoo, ["adapter_id", "rank"], "adapter_zoo")
+    require_columns(adapter_zoo, ["adapter_id", "rank"], "adapter_zoo")
     zoo = adapter_zoo.drop_duplicates("adapter_id").set_index("adapter_id")
     return zoo["rank"].astype("Int64").rename("adapter_rank")
 
@@ -103,7 +120,7 @@ def correlations(
     n_boot: int = 1000,
     alpha: float = 0.05,
     seed: int = 0,
-    group_col: str = mdl.GROUP,
+    group_col: str = GROUP,
 ) -> pd.DataFrame:
     """Association of each clean-image feature with OOD correctness (one row per OOD sample).
 
@@ -111,14 +128,14 @@ def correlations(
     of Pearson r and Cohen's d come from a cluster bootstrap over ``group_col`` (images).
     """
     if features is None:
-        sets = mdl.default_feature_sets(meta_df)
-        features = {"xai": sets[mdl.XAI_SET], "confidence": sets[mdl.CONFIDENCE_SET]}
-    mdl.require_columns(meta_df, [mdl.TARGET, group_col], "meta dataset")
-    y = meta_df[mdl.TARGET].to_numpy(dtype=bool)
+        sets = default_feature_sets(meta_df)
+        features = {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]}
+    require_columns(meta_df, [TARGET, group_col], "meta dataset")
+    y = meta_df[TARGET].to_numpy(dtype=bool)
     groups = meta_df[group_col].to_numpy()
     rows = []
     for group_name, cols in features.items():
-        mdl.require_columns(meta_df, list(cols), "meta dataset")
+        require_columns(meta_df, list(cols), "meta dataset")
         for f in cols:
             x = meta_df[f].to_numpy(dtype=float)
             row: dict[str, Any] = {"feature": f, "feature_group": group_name}
@@ -146,23 +163,23 @@ def correlations(
 
 def classifier_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
     """compare_classifiers' output with seed 001's columns first and the XAI set's rows first."""
-    mdl.require_columns(comparison, list(mdl.SEED_COLUMNS) + ["feature_set"], "comparison")
-    order = {mdl.XAI_SET: 0, mdl.CONFIDENCE_SET: 1, mdl.XAI_CONFIDENCE_SET: 2}
+    require_columns(comparison, list(SEED_COLUMNS) + ["feature_set"], "comparison")
+    order = {XAI_SET: 0, CONFIDENCE_SET: 1, XAI_CONFIDENCE_SET: 2}
     key = comparison["feature_set"].map(order).fillna(len(order))
     out = comparison.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k")
-    extra = [c for c in out.columns if c not in mdl.COMPARISON_COLUMNS]
-    return out.reindex(columns=[*mdl.COMPARISON_COLUMNS, *extra]).reset_index(drop=True)
+    extra = [c for c in out.columns if c not in COMPARISON_COLUMNS]
+    return out.reindex(columns=[*COMPARISON_COLUMNS, *extra]).reset_index(drop=True)
 
 
 def adapter_summary(
     silver_xai: pd.DataFrame,
     silver_ood: pd.DataFrame,
     adapter_zoo: pd.DataFrame | None = None,
-    features: Sequence[str] = mdl.XAI_FEATURES,
+    features: Sequence[str] = XAI_FEATURES,
 ) -> pd.DataFrame:
     """Per adapter: OOD accuracy, mean/std of the XAI features on clean images, clean accuracy,
     and n_samples (OOD rows, as in seed 001)."""
-    mdl.require_columns(silver_xai, ["adapter_id", "is_correct", *features], "silver_xai")
+    require_columns(silver_xai, ["adapter_id", "is_correct", *features], "silver_xai")
     g = silver_xai.groupby("adapter_id", sort=True)
     out = pd.DataFrame({"accuracy": est.ood_accuracy_per_adapter(silver_ood)})
     for f in features:
@@ -185,7 +202,7 @@ def degradation(
     adapter_zoo: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Accuracy per (adapter, corruption, severity) and its drop from clean accuracy."""
-    mdl.require_columns(silver_xai, ["adapter_id", "is_correct"], "silver_xai")
+    require_columns(silver_xai, ["adapter_id", "is_correct"], "silver_xai")
     cond = est.ood_accuracy_by_condition(silver_ood)
     if "severity_value" not in cond.columns:
         cond["severity_value"] = np.nan
@@ -202,7 +219,7 @@ def degradation(
 
 def worst_corruption(degradation_df: pd.DataFrame) -> pd.DataFrame:
     """Per adapter, the (corruption, severity) with the largest drop_pct (seed 001's table)."""
-    mdl.require_columns(degradation_df, ["adapter_id", "corruption", "drop_pct"], "degradation")
+    require_columns(degradation_df, ["adapter_id", "corruption", "drop_pct"], "degradation")
     rows = []
     for adapter, g in degradation_df.groupby("adapter_id", sort=True):
         if g["drop_pct"].notna().any():
@@ -227,7 +244,7 @@ def worst_corruption(degradation_df: pd.DataFrame) -> pd.DataFrame:
 def adapter_ranking(summary: pd.DataFrame) -> pd.DataFrame:
     """Adapters ordered by OOD accuracy (ood_rank 1 = most robust), with clean accuracy, the
     clean-to-OOD gap in points and the mean XAI features."""
-    mdl.require_columns(summary, ["adapter_id", "accuracy", "clean_accuracy"], "adapter_summary")
+    require_columns(summary, ["adapter_id", "accuracy", "clean_accuracy"], "adapter_summary")
     out = summary.rename(columns={"accuracy": "ood_accuracy"}).sort_values(
         ["ood_accuracy", "adapter_id"], ascending=[False, True], kind="stable"
     )
@@ -248,8 +265,8 @@ def adapter_ranking(summary: pd.DataFrame) -> pd.DataFrame:
 def xai_feature_ranking(corr: pd.DataFrame, importance: pd.DataFrame) -> pd.DataFrame:
     """XAI features ranked by the mean of three ranks: |Pearson r|, |Cohen's d|, and model
     importance (mean of XGBoost gain and RandomForest importance, both summing to 1)."""
-    mdl.require_columns(corr, ["feature", "pearson_r", "cohens_d"], "correlations")
-    mdl.require_columns(importance, ["feature", "xgb_importance", "rf_importance"], "importance")
+    require_columns(corr, ["feature", "pearson_r", "cohens_d"], "correlations")
+    require_columns(importance, ["feature", "xgb_importance", "rf_importance"], "importance")
     c = corr
     if "feature_group" in c.columns:
         c = c[c["feature_group"] == "xai"]
@@ -284,7 +301,7 @@ def _ci(low: Any, high: Any, spec: str = ".3f") -> str:
 
 
 def qualitative_summary(
-    corr: pd.DataFrame, comparison: pd.DataFrame, xai_set: str = mdl.XAI_SET
+    corr: pd.DataFrame, comparison: pd.DataFrame, xai_set: str = XAI_SET
 ) -> pd.DataFrame:
     """Seed 001's qualitative rows (best predictor, |r|, |d|, best meta-learner, its AUC) plus
     the grouped-CV view and what XAI adds over the confidence baseline."""
@@ -318,7 +335,7 @@ def qualitative_summary(
             ("Meta-learner AUC (grouped CV)", _fmt(bg["grouped_cv_auc_mean"])),
         ]
     gains = comparison[comparison["auc_gain_vs_baseline"].notna()]
-    ext = gains[gains["feature_set"] == mdl.XAI_CONFIDENCE_SET]
+    ext = gains[gains["feature_set"] == XAI_CONFIDENCE_SET]
     if len(ext):
         g = ext.loc[ext["grouped_oof_auc"].idxmax()]
         rows += [
@@ -362,19 +379,19 @@ def build_gold_tables(
     meta-learners' test/out-of-fold scores (``classifier_scores``, for ROC plots).
 
     ``degradation_table`` reuses a degradation table already built (the ood stage writes it)."""
-    p = mdl.resolve_meta_params(meta_params)
-    meta = mdl.build_meta_dataset(silver_xai, silver_ood)
-    sets = mdl.default_feature_sets(meta, p["include_object_share"])
+    p = resolve_meta_params(meta_params)
+    meta = build_meta_dataset(silver_xai, silver_ood)
+    sets = default_feature_sets(meta, p["include_object_share"])
     corr = correlations(
         meta,
-        {"xai": sets[mdl.XAI_SET], "confidence": sets[mdl.CONFIDENCE_SET]},
+        {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]},
         n_boot=int(p["n_bootstrap"]),
         alpha=float(p["ci_alpha"]),
         seed=seed,
     )
-    comp, scores = mdl.compare_classifiers(meta, sets, p, seed, return_scores=True)
+    comp, scores = compare_classifiers(meta, sets, p, seed, return_scores=True)
     comp = classifier_comparison(comp)
-    importance = mdl.feature_importance(meta, sets[mdl.XAI_SET], p, seed)
+    importance = feature_importance(meta, sets[XAI_SET], p, seed)
     summary = adapter_summary(silver_xai, silver_ood, adapter_zoo)
     degr = (
         degradation(silver_xai, silver_ood, adapter_zoo)
@@ -382,7 +399,7 @@ def build_gold_tables(
         else degradation_table
     )
     estimate = est.accuracy_estimation(
-        silver_xai, silver_ood, sets[mdl.XAI_SET], estimation_params, seed
+        silver_xai, silver_ood, sets[XAI_SET], estimation_params, seed
     )
     return {
         "correlations": corr,

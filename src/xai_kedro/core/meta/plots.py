@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from xai_kedro.core.meta.models import XAI_SET
+from xai_kedro.core.meta.features import XAI_SET
 
 METHOD_LABELS = {
     "meta_regressor": "Meta-regressor (LOAO RF)",

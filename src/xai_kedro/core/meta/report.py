@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from xai_kedro.core.meta.estimation import METHODS
-from xai_kedro.core.meta.models import CONFIDENCE_SET, XAI_CONFIDENCE_SET, XAI_SET
+from xai_kedro.core.meta.features import CONFIDENCE_SET, XAI_CONFIDENCE_SET, XAI_SET
 from xai_kedro.core.meta.plots import METHOD_LABELS
 
 logger = logging.getLogger(__name__)

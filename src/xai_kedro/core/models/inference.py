@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from xai_kedro.core.common.columns import Column, names
 from xai_kedro.core.common.device import autocast_for
 from xai_kedro.core.data.preprocessing import normalise, resize_uint8
 
@@ -25,17 +26,22 @@ logger = logging.getLogger(__name__)
 # (x255 [B, 3, S, S] float on the 0..255 scale, per-image int64 seeds [B]) -> same shape.
 Transform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-OOD_COLUMNS = [
-    "corruption",
-    "severity",
-    "severity_value",
-    "label",
-    "pred",
-    "confidence",
-    "margin",
-    "pred_entropy",
-    "is_correct",
-]
+# The columns `prediction_stats` returns, declared once for every Silver table that carries them.
+PREDICTION_COLUMNS: tuple[Column, ...] = (
+    Column("pred", "int", "clean argmax class"),
+    Column("confidence", "double", "max-softmax probability", role="confidence"),
+    Column("margin", "double", "top-1 minus top-2 probability", role="confidence"),
+    Column("pred_entropy", "double", "predictive entropy (nats)", role="confidence"),
+    Column("is_correct", "bool", "pred == label", role="label", label_free=False),
+)
+LABEL_COLUMN = Column("label", "int", "true class", role="label", label_free=False)
+# What identifies one evaluation condition of `evaluate_transforms`.
+CONDITION_COLUMNS: tuple[Column, ...] = (
+    Column("corruption", "string", "corruption name", role="key"),
+    Column("severity", "string", "severity level", role="key"),
+    Column("severity_value", "double", "the corruption's parameter at that level", role="payload"),
+)
+OOD_COLUMNS = names((*CONDITION_COLUMNS, LABEL_COLUMN, *PREDICTION_COLUMNS))
 
 
 def prediction_stats(

@@ -15,19 +15,17 @@ An image therefore gets the same noise alone or in any batch, in any position, o
 (the Box-Muller transform runs in float64, so CPU/CUDA can differ only if a value lands within
 ~1e-12 of a rounding boundary). Blur and contrast are deterministic and ignore their seeds.
 
-Two presets: ``reference`` (seed 001: PIL GaussianBlur / ImageEnhance.Contrast, noise on the
+Presets (`core.robustness.presets`): ``reference`` (the reference experiment: PIL GaussianBlur / ImageEnhance.Contrast, noise on the
 0..255 scale) and ``imagenet_c`` (Hendrycks & Dietterich 2019, formulas of their
 ``make_imagenet_c.py`` on the 0..1 scale).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -35,13 +33,26 @@ import torch
 logger = logging.getLogger(__name__)
 
 CorruptionFn = Callable[[torch.Tensor, float, torch.Tensor], torch.Tensor]
+CORRUPTIONS: dict[str, CorruptionFn] = {}
+
+
+def register_corruption(name: str) -> Callable[[CorruptionFn], CorruptionFn]:
+    """Declare a corruption ``fn(x255, value, seeds)``; presets and config entries name it."""
+
+    def decorate(fn: CorruptionFn) -> CorruptionFn:
+        if name in CORRUPTIONS:
+            raise ValueError(f"corruption {name!r} is registered twice")
+        CORRUPTIONS[name] = fn
+        return fn
+
+    return decorate
+
 
 PIXEL_MAX = 255
 PIL_BLUR_PASSES = 3  # Pillow's ImagingGaussianBlur: three extended box passes per axis
 PIL_FIXED_POINT_BITS = 24  # Pillow's box blur weights are 8.24 fixed point
 PIL_LUMA_WEIGHTS_Q16 = (19595, 38470, 7471)  # Convert.c L24: ITU-R 601-2 luma in 16.16
 SKIMAGE_TRUNCATE = 4.0  # skimage.filters.gaussian / scipy.ndimage default kernel extent (sigmas)
-SEED_BITS = 63
 
 _MASK32 = 0xFFFFFFFF
 _KEY_SALT = 0x9E3779B9  # golden-ratio constant: separates the two per-image hash keys
@@ -142,6 +153,7 @@ def _noisy(x255: torch.Tensor, sigma255: float, seeds: torch.Tensor) -> torch.Te
 # ----------------------------------------------------------------------------------------------
 # reference preset (seed 001, PIL semantics)
 # ----------------------------------------------------------------------------------------------
+@register_corruption("gaussian_noise")
 def gaussian_noise(x255: torch.Tensor, sigma: float, seeds: torch.Tensor) -> torch.Tensor:
     """Additive Gaussian noise N(0, sigma**2) on the 0..255 scale, clamped and rounded.
 
@@ -191,6 +203,7 @@ def _pil_box_pass(q: torch.Tensor, dim: int, r: int, ww: int, fw: int) -> torch.
     return (window * ww + far * fw + half) >> PIL_FIXED_POINT_BITS
 
 
+@register_corruption("gaussian_blur")
 def gaussian_blur(x255: torch.Tensor, radius: float, seeds: torch.Tensor) -> torch.Tensor:
     """PIL ``ImageFilter.GaussianBlur(radius)``, bit-exact on the 8-bit image.
 
@@ -212,6 +225,7 @@ def gaussian_blur(x255: torch.Tensor, radius: float, seeds: torch.Tensor) -> tor
     return q.to(x255.dtype)
 
 
+@register_corruption("contrast")
 def contrast(x255: torch.Tensor, factor: float, seeds: torch.Tensor) -> torch.Tensor:
     """PIL ``ImageEnhance.Contrast(img).enhance(factor)``, bit-exact on x86-64.
 
@@ -237,6 +251,7 @@ def contrast(x255: torch.Tensor, factor: float, seeds: torch.Tensor) -> torch.Te
 # ----------------------------------------------------------------------------------------------
 # ImageNet-C preset (Hendrycks & Dietterich 2019, make_imagenet_c.py), 0..1 scale
 # ----------------------------------------------------------------------------------------------
+@register_corruption("imagenet_c_gaussian_noise")
 def imagenet_c_gaussian_noise(x255: torch.Tensor, c: float, seeds: torch.Tensor) -> torch.Tensor:
     """ImageNet-C ``gaussian_noise``: ``clip(x/255 + N(0, c), 0, 1) * 255``.
 
@@ -271,6 +286,7 @@ def _correlate_nearest(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch
     return out
 
 
+@register_corruption("imagenet_c_gaussian_blur")
 def imagenet_c_gaussian_blur(x255: torch.Tensor, c: float, seeds: torch.Tensor) -> torch.Tensor:
     """ImageNet-C ``gaussian_blur``: ``clip(skimage.filters.gaussian(x/255, sigma=c,
     multichannel=True), 0, 1) * 255``.
@@ -288,6 +304,7 @@ def imagenet_c_gaussian_blur(x255: torch.Tensor, c: float, seeds: torch.Tensor) 
     return _to_8bit(q.clamp(0.0, 1.0) * PIXEL_MAX, x255)
 
 
+@register_corruption("imagenet_c_contrast")
 def imagenet_c_contrast(x255: torch.Tensor, c: float, seeds: torch.Tensor) -> torch.Tensor:
     """ImageNet-C ``contrast``: ``clip((x - means) * c + means, 0, 1) * 255`` on x/255, where
     means = np.mean(x, axis=(0, 1)) is the per-channel mean over H and W.
@@ -298,159 +315,3 @@ def imagenet_c_contrast(x255: torch.Tensor, c: float, seeds: torch.Tensor) -> to
     q = quantize_8bit(x255).double() / PIXEL_MAX
     means = q.mean(dim=(2, 3), keepdim=True)
     return _to_8bit(((q - means) * float(c) + means).clamp(0.0, 1.0) * PIXEL_MAX, x255)
-
-
-CORRUPTIONS: dict[str, CorruptionFn] = {
-    "gaussian_noise": gaussian_noise,
-    "gaussian_blur": gaussian_blur,
-    "contrast": contrast,
-    "imagenet_c_gaussian_noise": imagenet_c_gaussian_noise,
-    "imagenet_c_gaussian_blur": imagenet_c_gaussian_blur,
-    "imagenet_c_contrast": imagenet_c_contrast,
-}
-
-
-# ----------------------------------------------------------------------------------------------
-# specs, presets, seeds
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CorruptionSpec:
-    """One (corruption, severity) cell: the reported names plus the registry function and value."""
-
-    corruption: str
-    severity: str
-    param: str
-    value: float
-    fn_name: str
-
-
-def _preset(
-    table: Mapping[str, tuple[str, str, Sequence[float]]], levels: Sequence[str]
-) -> tuple[CorruptionSpec, ...]:
-    return tuple(
-        CorruptionSpec(corruption, level, param, float(value), fn_name)
-        for corruption, (fn_name, param, values) in table.items()
-        for level, value in zip(levels, values, strict=True)
-    )
-
-
-REFERENCE_LEVELS = ("shallow", "medium", "heavy")
-IMAGENET_C_LEVELS = ("1", "2", "3", "4", "5")
-
-PRESETS: dict[str, tuple[CorruptionSpec, ...]] = {
-    # seed 001: sigma on 0..255, PIL GaussianBlur radius, PIL Contrast factor
-    "reference": _preset(
-        {
-            "gaussian_noise": ("gaussian_noise", "sigma", (15.0, 40.0, 80.0)),
-            "gaussian_blur": ("gaussian_blur", "radius", (1.0, 3.0, 6.0)),
-            "contrast": ("contrast", "factor", (0.7, 0.4, 0.15)),
-        },
-        REFERENCE_LEVELS,
-    ),
-    # Hendrycks & Dietterich 2019, make_imagenet_c.py severities 1..5
-    "imagenet_c": _preset(
-        {
-            "gaussian_noise": ("imagenet_c_gaussian_noise", "c", (0.08, 0.12, 0.18, 0.26, 0.38)),
-            "gaussian_blur": ("imagenet_c_gaussian_blur", "c", (1.0, 2.0, 3.0, 4.0, 6.0)),
-            "contrast": ("imagenet_c_contrast", "c", (0.4, 0.3, 0.2, 0.1, 0.05)),
-        },
-        IMAGENET_C_LEVELS,
-    ),
-}
-
-_OVERRIDE_REQUIRED = ("corruption", "severity", "value")
-_OVERRIDE_OPTIONAL = ("fn", "param")
-_PROBE_SHAPE = (1, 3, 4, 4)  # tiny dry run so a bad value fails at config time, not mid-stage
-
-
-def _spec_from_entry(
-    entry: Mapping[str, object], position: int, replaced: CorruptionSpec | None
-) -> CorruptionSpec:
-    """Validate one YAML entry {corruption, severity, value, fn?, param?} into a spec.
-
-    Missing fn/param are taken from the spec it replaces, else fn = corruption, param = "value".
-    """
-    missing = [k for k in _OVERRIDE_REQUIRED if k not in entry]
-    unknown = sorted(set(entry) - set(_OVERRIDE_REQUIRED) - set(_OVERRIDE_OPTIONAL))
-    if missing or unknown:
-        raise ValueError(
-            f"corruption override #{position} {dict(entry)}: missing keys {missing}, "
-            f"unknown keys {unknown}; expected {_OVERRIDE_REQUIRED} + optional {_OVERRIDE_OPTIONAL}"
-        )
-    fn_name = str(entry.get("fn", replaced.fn_name if replaced else entry["corruption"]))
-    if fn_name not in CORRUPTIONS:
-        raise ValueError(
-            f"corruption override #{position}: unknown fn {fn_name!r}; known: {sorted(CORRUPTIONS)}"
-        )
-    value = entry["value"]
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"corruption override #{position}: value must be a number, got {value!r}")
-    return CorruptionSpec(
-        corruption=str(entry["corruption"]),
-        severity=str(entry["severity"]),
-        param=str(entry.get("param", replaced.param if replaced else "value")),
-        value=float(value),
-        fn_name=fn_name,
-    )
-
-
-def build_specs(
-    preset: str | None = "reference", overrides: Iterable[Mapping[str, object]] | None = None
-) -> list[CorruptionSpec]:
-    """Preset specs, then config entries: an entry with an existing (corruption, severity)
-    replaces it in place, any other is appended. ``preset=None`` starts from an empty list.
-
-    Every spec is dry-run on a 4x4 image so a bad value (e.g. negative sigma) fails here.
-    """
-    if preset is None:
-        specs: list[CorruptionSpec] = []
-    elif preset in PRESETS:
-        specs = list(PRESETS[preset])
-    else:
-        raise ValueError(f"unknown corruption preset {preset!r}; known: {sorted(PRESETS)} or None")
-    entries = list(overrides or [])
-    for position, entry in enumerate(entries):
-        if not isinstance(entry, Mapping):
-            raise TypeError(f"corruption override #{position} must be a mapping, got {entry!r}")
-        keys = [(s.corruption, s.severity) for s in specs]
-        key = (str(entry.get("corruption")), str(entry.get("severity")))
-        at = keys.index(key) if key in keys else None
-        spec = _spec_from_entry(entry, position, None if at is None else specs[at])
-        if at is None:
-            specs.append(spec)
-        else:
-            specs[at] = spec
-    if not specs:
-        raise ValueError("no corruption specs: give a preset or at least one override entry")
-    probe = torch.full(_PROBE_SHAPE, 128.0)
-    probe_seeds = torch.zeros(_PROBE_SHAPE[0], dtype=torch.int64)
-    for spec in specs:
-        apply_spec(spec, probe, probe_seeds)
-    logger.debug("corruption specs (%s + %d overrides): %s", preset, len(entries), specs)
-    return specs
-
-
-def corruption_seed(image_id: str, corruption: str, severity: str, base_seed: int = 0) -> int:
-    """Stable non-negative 63-bit seed from sha256(base_seed|image_id|corruption|severity).
-
-    Independent of the adapter, so every adapter sees the very same corrupted image.
-    """
-    key = f"{int(base_seed)}|{image_id}|{corruption}|{severity}".encode()
-    digest = hashlib.sha256(key).digest()
-    return int.from_bytes(digest[:8], "big") & ((1 << SEED_BITS) - 1)
-
-
-def spec_seeds(
-    image_ids: Sequence[str], spec: CorruptionSpec, base_seed: int = 0, device: str = "cpu"
-) -> torch.Tensor:
-    """int64 seeds [B] for a batch of images under one spec (``corruption_seed`` per image)."""
-    values = [corruption_seed(i, spec.corruption, spec.severity, base_seed) for i in image_ids]
-    return torch.tensor(values, dtype=torch.int64, device=device)
-
-
-def apply_spec(spec: CorruptionSpec, x255: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
-    """Run ``spec``'s registry function at its value on the batch."""
-    fn = CORRUPTIONS.get(spec.fn_name)
-    if fn is None:
-        raise ValueError(f"unknown corruption fn {spec.fn_name!r}; known: {sorted(CORRUPTIONS)}")
-    return fn(x255, spec.value, seeds)

@@ -10,7 +10,7 @@ import pandas as pd
 from torch import nn
 
 from xai_kedro.core.models.inference import TransformSpec, evaluate_transforms
-from xai_kedro.core.robustness.corruptions import CorruptionSpec, apply_spec, corruption_seed
+from xai_kedro.core.robustness.presets import CorruptionSpec, apply_spec, corruption_seed
 
 
 def as_transforms(specs: Sequence[CorruptionSpec]) -> list[TransformSpec]:

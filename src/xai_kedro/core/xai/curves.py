@@ -178,5 +178,3 @@ def _curves(
     del_lp = torch.stack([logp[k] for k in del_keys], dim=1).double()
     ins_lp = torch.stack([logp[k] for k in ins_keys], dim=1).double()
     return torch.exp(del_lp - lp_clean.double()[:, None]), torch.exp(ins_lp)
-
-

@@ -39,15 +39,11 @@ from xai_kedro.core.models.inference import (
     prediction_stats,
     resolve_input_size,
 )
+from xai_kedro.core.xai.columns import XAI_COLUMNS
 from xai_kedro.core.xai.curves import _ChunkScorer, _curves, _target_logprob
 from xai_kedro.core.xai.explainers import get_explainer
-from xai_kedro.core.xai.metrics import (
-    attention_entropy,
-    gini,
-    normalised_auc,
-    object_attention_share,
-)
-from xai_kedro.core.xai.settings import XAI_COLUMNS, XAIConfig
+from xai_kedro.core.xai.metrics import XAI_METRICS, MetricInputs
+from xai_kedro.core.xai.settings import XAIConfig
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +56,6 @@ def _mask_rows(masks: np.ndarray | torch.Tensor | Sequence | None, n: int) -> li
     if len(rows) != n:
         raise ValueError(f"{len(rows)} masks for {n} images")
     return rows if any(m is not None for m in rows) else None
-
-
-def _object_share(heatmap: torch.Tensor, masks: list | None, grid: int) -> np.ndarray:
-    out = np.full(heatmap.shape[0], np.nan)
-    if masks is None:
-        return out
-    present = [i for i, m in enumerate(masks) if m is not None]
-    if present:
-        stacked = torch.stack([torch.as_tensor(np.array(masks[i])) for i in present])
-        share = object_attention_share(heatmap[present].cpu(), stacked, grid)
-        out[present] = share.numpy()
-    return out
 
 
 @dataclass(frozen=True)
@@ -127,16 +111,18 @@ def _chunk_profile(
 ) -> dict[str, np.ndarray | list]:
     result = explain_chunk(model, images, labels, config, device)
     heat_cpu = result.heatmap.cpu()
-    grid = resolve_input_size(model, config.input_size) // model.patch_size
+    inputs = MetricInputs(
+        heatmap=heat_cpu,
+        deletion=result.deletion.cpu(),
+        insertion=result.insertion.cpu(),
+        masks=masks,
+        grid=resolve_input_size(model, config.input_size) // model.patch_size,
+    )
     return {
         "label": labels,
         "target_class": result.target.cpu().numpy().astype(np.int64),
         **prediction_stats(result.logits, labels),
-        "attn_entropy": attention_entropy(heat_cpu).numpy(),
-        "gini": gini(heat_cpu).numpy(),
-        "deletion_auc": normalised_auc(result.deletion).cpu().numpy(),
-        "insertion_auc": normalised_auc(result.insertion).cpu().numpy(),
-        "object_attention_share": _object_share(heat_cpu, masks, grid),
+        **{name: metric.compute(inputs) for name, metric in XAI_METRICS.items()},
         "heatmap": list(heat_cpu.numpy()) if config.keep_heatmap else [None] * len(labels),
     }
 
@@ -182,5 +168,3 @@ def compute_xai(
         for c in XAI_COLUMNS
     }
     return pd.DataFrame(columns)[XAI_COLUMNS]
-
-

@@ -1,10 +1,16 @@
-"""Heatmap metrics (seed 001 formulas), batched over rows; any explainer's heatmap works.
+"""Heatmap and curve metrics, batched over rows, each declared once in `XAI_METRICS`.
+
+Formulas follow the reference experiment (Lacavalla, Knowledge Injection via XAI); any explainer's
+heatmap works.
 
 Inputs are torch tensors or numpy arrays [B, N]; outputs are float64 tensors [B] on the input's
 device. Heatmaps are renormalised to sum 1 per row first, so raw attention also works.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,7 +46,7 @@ def attention_entropy(h: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def gini(h: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Seed 001's Gini: S = 1 - (2/N) sum_{i=1..N} (N - i + 0.5) p_(i), p ascending, sum 1.
+    """The reference experiment's Gini: S = 1 - (2/N) sum_{i=1..N} (N - i + 0.5) p_(i), p ascending, sum 1.
 
     Uniform -> 0, one-hot -> 1 - 1/N.
     """
@@ -91,3 +97,89 @@ def object_attention_share(
             f"heatmap {tuple(p.shape)} does not match the mask grid {tuple(frac.shape)}"
         )
     return (p * frac).sum(dim=1)
+
+
+# ------------------------------------------------------------------------------ declarations
+@dataclass(frozen=True)
+class MetricInputs:
+    """What one chunk of the XAI stage offers a metric (all on the CPU)."""
+
+    heatmap: torch.Tensor  # [B, N] float32, rows sum to 1
+    deletion: torch.Tensor  # [B, K+1] float64
+    insertion: torch.Tensor  # [B, K+1] float64
+    masks: Sequence[np.ndarray | None] | None  # per-image object masks, or None
+    grid: int  # patches per side
+
+
+@dataclass(frozen=True)
+class XAIMetric:
+    """One `silver_xai` column computed from an explanation.
+
+    feature: a candidate meta-learning feature. label_free: computable without ground truth
+    (labels or object masks). follows_target: computed from the probability of the curves'
+    target class, so label-free only when that target is the clean prediction.
+    """
+
+    name: str
+    compute: Callable[[MetricInputs], np.ndarray]
+    description: str
+    feature: bool = True
+    label_free: bool = True
+    follows_target: bool = False
+    nullable: bool = False
+
+
+XAI_METRICS: dict[str, XAIMetric] = {}
+
+
+def register_metric(name: str, description: str, **flags: bool) -> Callable:
+    """Declare a `silver_xai` metric column; registration order is column order."""
+
+    def decorate(fn: Callable[[MetricInputs], np.ndarray]) -> Callable[[MetricInputs], np.ndarray]:
+        if name in XAI_METRICS:
+            raise ValueError(f"XAI metric {name!r} is declared twice")
+        XAI_METRICS[name] = XAIMetric(name, fn, description, **flags)
+        return fn
+
+    return decorate
+
+
+@register_metric("attn_entropy", "normalised Shannon entropy of the heatmap (0 focused, 1 uniform)")
+def _attn_entropy(inputs: MetricInputs) -> np.ndarray:
+    return attention_entropy(inputs.heatmap).numpy()
+
+
+@register_metric("gini", "Gini sparsity of the heatmap (0 uniform, 1 - 1/N one patch)")
+def _gini(inputs: MetricInputs) -> np.ndarray:
+    return gini(inputs.heatmap).numpy()
+
+
+@register_metric(
+    "deletion_auc", "area under the deletion curve (lower = faithful)", follows_target=True
+)
+def _deletion_auc(inputs: MetricInputs) -> np.ndarray:
+    return normalised_auc(inputs.deletion).numpy()
+
+
+@register_metric(
+    "insertion_auc", "area under the insertion curve (higher = faithful)", follows_target=True
+)
+def _insertion_auc(inputs: MetricInputs) -> np.ndarray:
+    return normalised_auc(inputs.insertion).numpy()
+
+
+@register_metric(
+    "object_attention_share",
+    "share of the heatmap on the object mask (needs ground-truth masks)",
+    label_free=False,
+    nullable=True,
+)
+def _object_share(inputs: MetricInputs) -> np.ndarray:
+    out = np.full(inputs.heatmap.shape[0], np.nan)
+    if inputs.masks is None:
+        return out
+    present = [i for i, m in enumerate(inputs.masks) if m is not None]
+    if present:
+        stacked = torch.stack([torch.as_tensor(np.array(inputs.masks[i])) for i in present])
+        out[present] = object_attention_share(inputs.heatmap[present], stacked, inputs.grid).numpy()
+    return out

@@ -71,7 +71,9 @@ def _reference_prob(
         if config.pixel_baseline == "mean":
             baseline = torch.zeros_like(pixel_values)
         else:
-            baseline = separable_gaussian_blur(pixel_values, config.blur_sigma, config.blur_truncate)
+            baseline = separable_gaussian_blur(
+                pixel_values, config.blur_sigma, config.blur_truncate
+            )
         x = pixel_values.clone()
         for i in set(range(grid * grid)) - set(kept):
             r, c = divmod(i, grid)

@@ -11,22 +11,6 @@ PERTURBATIONS = ("token_drop", "pixel")
 PIXEL_BASELINES = ("mean", "blur")
 TARGETS = ("label", "predicted")
 
-XAI_COLUMNS = [
-    "label",
-    "target_class",
-    "pred",
-    "confidence",
-    "margin",
-    "pred_entropy",
-    "is_correct",
-    "attn_entropy",
-    "gini",
-    "deletion_auc",
-    "insertion_auc",
-    "object_attention_share",
-    "heatmap",
-]
-
 
 @dataclass(frozen=True)
 class XAIConfig:
@@ -81,5 +65,3 @@ class XAIConfig:
         if unknown:
             raise ValueError(f"Unknown XAI settings {unknown}; expected some of {sorted(known)}")
         return cls(**params)
-
-

@@ -12,25 +12,11 @@ from pyspark.sql import DataFrame
 from xai_kedro.core.meta import plots
 from xai_kedro.core.meta.gold import build_gold_tables
 from xai_kedro.core.meta.report import summary_report
+from xai_kedro.core.meta.tables import FROM_OOD_PIPELINE, GOLD_TABLES
 
 logger = logging.getLogger(__name__)
 
-GOLD_TABLES = (
-    "correlations",
-    "classifier_comparison",
-    "feature_importance",
-    "adapter_summary",
-    "degradation",
-    "qualitative_summary",
-    "quantitative_summary",
-    "xai_feature_ranking",
-    "adapter_ranking",
-    "worst_corruption",
-    "accuracy_estimation",
-    "classifier_scores",
-)
-# Built by this pipeline (degradation comes from the ood pipeline).
-BUILT_HERE = tuple(name for name in GOLD_TABLES if name != "degradation")
+BUILT_HERE = tuple(name for name in GOLD_TABLES if name not in FROM_OOD_PIPELINE)
 
 
 def build_gold(

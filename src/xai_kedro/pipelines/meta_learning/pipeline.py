@@ -1,8 +1,9 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
+from xai_kedro.core.meta.tables import GOLD_TABLES
+
 from .nodes import (
     BUILT_HERE,
-    GOLD_TABLES,
     build_gold,
     plot_accuracy_estimation,
     plot_adapter_ranking,

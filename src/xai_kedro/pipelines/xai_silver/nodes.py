@@ -6,63 +6,19 @@ import logging
 from typing import Any
 
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from xai_kedro.core.adapters import read_adapter_files
-from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixels_from_rows
-from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
 from xai_kedro.core.xai.gallery import failure_figure
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
+from xai_kedro.spark.stages import xai_stage
 from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
-
-SILVER_XAI_SCHEMA = T.StructType(
-    [
-        T.StructField("image_id", T.StringType(), False),
-        T.StructField("adapter_id", T.StringType(), False),
-        T.StructField("label", T.IntegerType(), False),
-        T.StructField("target_class", T.IntegerType(), False),
-        T.StructField("pred", T.IntegerType(), False),
-        T.StructField("confidence", T.DoubleType(), False),
-        T.StructField("margin", T.DoubleType(), False),
-        T.StructField("pred_entropy", T.DoubleType(), False),
-        T.StructField("is_correct", T.BooleanType(), False),
-        T.StructField("attn_entropy", T.DoubleType(), False),
-        T.StructField("gini", T.DoubleType(), False),
-        T.StructField("deletion_auc", T.DoubleType(), False),
-        T.StructField("insertion_auc", T.DoubleType(), False),
-        T.StructField("object_attention_share", T.DoubleType(), True),
-        T.StructField("heatmap", T.ArrayType(T.FloatType(), False), True),
-    ]
-)
-
-
-def xai_evaluator(config: XAIConfig):
-    """The per-partition work of the stage: core.compute_xai on the partition's rows."""
-
-    def evaluate(
-        model: torch.nn.Module, rows: pd.DataFrame, device: torch.device, crop: int | None
-    ) -> pd.DataFrame:
-        masks = masks_from_rows(rows)
-        if masks is not None:
-            masks = [None if m is None else centre_crop_arrays(m[None], crop)[0] for m in masks]
-        profile = compute_xai(
-            model,
-            centre_crop_arrays(pixels_from_rows(rows), crop),
-            rows["label"].to_numpy(),
-            masks,
-            config,
-            device,
-        )
-        return profile.assign(image_id=rows["image_id"].to_numpy())
-
-    return evaluate
 
 
 def compute_silver_xai(
@@ -80,11 +36,7 @@ def compute_silver_xai(
         bronze_images,
         adapter_zoo,
         backbone_manifest,
-        xai_evaluator(config),
-        SILVER_XAI_SCHEMA,
-        name="silver_xai",
-        keys=["image_id", "adapter_id"],
-        rows_per_pair=1,
+        xai_stage(config),
         split=params.get("split", "test"),
         partitions=int(execution["xai_partitions"]),
         device=execution.get("device", "auto"),

@@ -1,4 +1,4 @@
-"""Per-sample meta-learners: predict is_correct under corruption from clean-image features.
+"""Per-sample meta-learners compared on feature sets: the reference protocol and the grouped one.
 
 The four models and their hyperparameters are seed 001's (defaults below; ``conf/`` may override
 them). Beside the reference protocol (80/20 stratified split + 5-fold StratifiedKFold, which
@@ -16,9 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.inspection import permutation_importance
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from sklearn.model_selection import (
     GroupKFold,
@@ -27,53 +24,18 @@ from sklearn.model_selection import (
     train_test_split,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from xgboost import XGBClassifier
 
+from xai_kedro.core.meta.features import (
+    CONFIDENCE_SET,
+    GROUP,
+    TARGET,
+    default_feature_sets,
+    require_columns,
+)
+from xai_kedro.core.meta.learners import DEFAULT_MODELS, make_model
 from xai_kedro.core.meta.stats import bootstrap_auc_ci, roc_auc
 
 logger = logging.getLogger(__name__)
-
-XAI_FEATURES: tuple[str, ...] = ("attn_entropy", "gini", "deletion_auc", "insertion_auc")
-OBJECT_SHARE_FEATURE = "object_attention_share"
-CONFIDENCE_FEATURES: tuple[str, ...] = ("confidence", "margin", "pred_entropy")
-TARGET = "is_correct"
-GROUP = "image_id"
-KEYS = ("image_id", "adapter_id")
-
-XAI_SET, CONFIDENCE_SET, XAI_CONFIDENCE_SET = "xai", "confidence", "xai+confidence"
-
-# Seed 001, section 8 ("Models Compared"). ``estimator`` names the sklearn/xgboost class so that
-# conf/ can add further models; everything else is passed to that class unchanged.
-DEFAULT_MODELS: dict[str, dict[str, Any]] = {
-    "RandomForest": {
-        "estimator": "random_forest",
-        "n_estimators": 200,
-        "max_depth": 12,
-        "class_weight": "balanced",
-    },
-    "XGBoost": {
-        "estimator": "xgboost",
-        "n_estimators": 200,
-        "max_depth": 6,
-        "reg_alpha": 0.1,
-        "reg_lambda": 1.0,
-    },
-    "XGBoost_Tuned": {
-        "estimator": "xgboost",
-        "n_estimators": 300,
-        "max_depth": 4,
-        "reg_alpha": 0.5,
-        "reg_lambda": 2.0,
-        "gamma": 0.1,
-    },
-    "LogisticRegression": {
-        "estimator": "logistic_regression",
-        "C": 0.1,
-        "class_weight": "balanced",
-        "max_iter": 1000,  # seed 001 gives none; lbfgs needs more than sklearn's 100 at times
-    },
-}
 
 DEFAULT_META_PARAMS: dict[str, Any] = {
     "models": DEFAULT_MODELS,
@@ -123,15 +85,6 @@ EXTRA_COLUMNS = (
 )
 COMPARISON_COLUMNS = SEED_COLUMNS + EXTRA_COLUMNS
 SCORE_COLUMNS = ("feature_set", "model", "split", "row", "image_id", "y_true", "y_score")
-IMPORTANCE_COLUMNS = (
-    "feature",
-    "xgb_importance",
-    "rf_importance",
-    "perm_importance",
-    "perm_std",
-    "lr_coef",
-    "lr_odds_ratio",
-)
 
 
 def resolve_meta_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -154,89 +107,6 @@ def resolve_meta_params(params: Mapping[str, Any] | None = None) -> dict[str, An
     if missing:
         raise ValueError(f"model_names {missing} have no entry under 'models'")
     return out
-
-
-def make_model(name: str, hyperparams: Mapping[str, Any], seed: int, n_jobs: int = 1) -> Pipeline:
-    """StandardScaler + the classifier named by ``hyperparams['estimator']`` (seed 001 setup)."""
-    hp = dict(hyperparams)
-    kind = hp.pop("estimator", None)
-    if kind == "random_forest":
-        clf = RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **hp)
-    elif kind == "xgboost":
-        hp.setdefault("eval_metric", "logloss")
-        hp.setdefault("tree_method", "hist")
-        clf = XGBClassifier(random_state=seed, n_jobs=n_jobs, **hp)
-    elif kind == "logistic_regression":
-        clf = LogisticRegression(random_state=seed, **hp)
-    else:
-        raise ValueError(
-            f"model {name!r}: 'estimator' must be random_forest, xgboost or "
-            f"logistic_regression, got {kind!r}"
-        )
-    return Pipeline([("scaler", StandardScaler()), ("clf", clf)])
-
-
-def require_columns(df: pd.DataFrame, cols: Sequence[str], table: str) -> None:
-    """Raise a ValueError naming the table and the missing columns."""
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{table} lacks columns {missing}; has {list(df.columns)}")
-
-
-def build_meta_dataset(silver_xai: pd.DataFrame, silver_ood: pd.DataFrame) -> pd.DataFrame:
-    """One row per OOD prediction with the clean-image features of the same (image, adapter).
-
-    Target ``is_correct`` is the OOD correctness; the clean prediction's correctness is kept as
-    ``clean_is_correct``. Confidence features are the clean image's (a label-free baseline
-    measured on the same input as the XAI features), not the corrupted image's.
-    """
-    require_columns(silver_xai, [*KEYS, TARGET, *XAI_FEATURES, *CONFIDENCE_FEATURES], "silver_xai")
-    require_columns(silver_ood, [*KEYS, "corruption", "severity", TARGET], "silver_ood")
-    dup = silver_xai.duplicated(list(KEYS))
-    if dup.any():
-        raise ValueError(f"silver_xai has {int(dup.sum())} duplicate (image_id, adapter_id) rows")
-    feats = [*XAI_FEATURES, *CONFIDENCE_FEATURES]
-    if OBJECT_SHARE_FEATURE in silver_xai.columns:
-        feats.append(OBJECT_SHARE_FEATURE)
-    extra = [c for c in ("label",) if c in silver_xai.columns]
-    clean = silver_xai[[*KEYS, *feats, *extra, TARGET]].rename(columns={TARGET: "clean_is_correct"})
-    ood_cols = [*KEYS, "corruption", "severity"]
-    if "severity_value" in silver_ood.columns:
-        ood_cols.append("severity_value")
-    ood = silver_ood[[*ood_cols, TARGET]]
-    meta = ood.merge(clean, on=list(KEYS), how="inner", validate="many_to_one")
-    if len(meta) < len(ood):
-        logger.warning(
-            "build_meta_dataset: %d of %d OOD rows have no clean features and are dropped",
-            len(ood) - len(meta),
-            len(ood),
-        )
-    meta[TARGET] = meta[TARGET].astype(bool)
-    meta["clean_is_correct"] = meta["clean_is_correct"].astype(bool)
-    return meta.reset_index(drop=True)
-
-
-def default_feature_sets(
-    meta_df: pd.DataFrame, include_object_share: bool = True
-) -> dict[str, list[str]]:
-    """XAI, CONFIDENCE and XAI+CONFIDENCE feature lists.
-
-    ``object_attention_share`` joins XAI only when the column has no NaN: a partly missing
-    column would force the sets onto different rows and make their AUCs incomparable.
-    """
-    xai = list(XAI_FEATURES)
-    if include_object_share and OBJECT_SHARE_FEATURE in meta_df.columns:
-        col = meta_df[OBJECT_SHARE_FEATURE]
-        if col.notna().all() and len(col):
-            xai.append(OBJECT_SHARE_FEATURE)
-        elif col.notna().any():
-            logger.warning(
-                "%s is missing for %d rows; left out of the XAI feature set",
-                OBJECT_SHARE_FEATURE,
-                int(col.isna().sum()),
-            )
-    conf = list(CONFIDENCE_FEATURES)
-    return {XAI_SET: xai, CONFIDENCE_SET: conf, XAI_CONFIDENCE_SET: xai + conf}
 
 
 def grouped_folds(
@@ -465,69 +335,3 @@ def _score_frame(
             "y_score": np.asarray(score, dtype=float),
         }
     )
-
-
-def _xgb_gain(est: Pipeline, n_features: int) -> np.ndarray:
-    """XGBoost gain importance per input column, normalised to sum 1 (unused features = 0)."""
-    gain = est.named_steps["clf"].get_booster().get_score(importance_type="gain")
-    vec = np.array([gain.get(f"f{i}", 0.0) for i in range(n_features)], dtype=float)
-    total = vec.sum()
-    return vec / total if total > 0 else np.full(n_features, np.nan)
-
-
-def feature_importance(
-    meta_df: pd.DataFrame,
-    features: Sequence[str] | None = None,
-    params: Mapping[str, Any] | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Seed 001's importance table on the same stratified 80/20 split as compare_classifiers.
-
-    xgb_importance: XGBoost (the "XGBoost" model) gain, normalised to sum 1; rf_importance:
-    RandomForest impurity importance; perm_importance/perm_std: sklearn permutation importance
-    of ``permutation_model`` on the test split, scored by ``permutation_scoring`` (seed 001:
-    accuracy drop); lr_coef/lr_odds_ratio: LogisticRegression coefficient on standardised
-    features and exp(coef). Sorted by perm_importance, as in seed 001.
-    """
-    p = resolve_meta_params(params)
-    if features is None:
-        features = default_feature_sets(meta_df, p["include_object_share"])[XAI_SET]
-    feats = list(features)
-    X = _check_features(meta_df, feats, "importance")
-    y = meta_df[TARGET].to_numpy(dtype=bool).astype(int)
-    out = pd.DataFrame({"feature": feats})
-    for col in IMPORTANCE_COLUMNS[1:]:
-        out[col] = np.nan
-    split = _holdout_split(y, p["test_size"], seed, "feature_importance")
-    if split is None:
-        return out
-    tr, te = split
-    fitted: dict[str, Pipeline] = {}
-
-    def fit(name: str) -> Pipeline:
-        if name not in p["models"]:
-            raise ValueError(f"feature_importance needs a model named {name!r} in params")
-        if name not in fitted:
-            fitted[name] = make_model(name, p["models"][name], seed, p["n_jobs"]).fit(X[tr], y[tr])
-        return fitted[name]
-
-    out["xgb_importance"] = _xgb_gain(fit("XGBoost"), len(feats))
-    out["rf_importance"] = fit("RandomForest").named_steps["clf"].feature_importances_
-    coef = fit("LogisticRegression").named_steps["clf"].coef_[0]
-    out["lr_coef"] = coef
-    out["lr_odds_ratio"] = np.exp(coef)
-    if np.unique(y[te]).size < 2 and p["permutation_scoring"] == "roc_auc":
-        logger.warning("feature_importance: test split has one class; permutation AUC is NaN")
-    else:
-        perm = permutation_importance(
-            fit(p["permutation_model"]),
-            X[te],
-            y[te],
-            scoring=p["permutation_scoring"],
-            n_repeats=int(p["permutation_repeats"]),
-            random_state=seed,
-            n_jobs=p["n_jobs"],
-        )
-        out["perm_importance"] = perm.importances_mean
-        out["perm_std"] = perm.importances_std
-    return out.sort_values("perm_importance", ascending=False, kind="stable").reset_index(drop=True)

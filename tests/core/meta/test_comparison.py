@@ -8,20 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xai_kedro.core.meta.models import (
+from xai_kedro.core.meta.comparison import (
     COMPARISON_COLUMNS,
-    CONFIDENCE_FEATURES,
-    IMPORTANCE_COLUMNS,
     SEED_COLUMNS,
-    XAI_FEATURES,
-    build_meta_dataset,
     compare_classifiers,
-    default_feature_sets,
-    feature_importance,
     grouped_folds,
-    make_model,
     resolve_meta_params,
 )
+from xai_kedro.core.meta.features import (
+    CONFIDENCE_FEATURES,
+    XAI_FEATURES,
+    build_meta_dataset,
+    default_feature_sets,
+)
+from xai_kedro.core.meta.importance import IMPORTANCE_COLUMNS, feature_importance
+from xai_kedro.core.meta.learners import make_model
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,109 @@
+"""The two Silver stages as objects: what each computes per (adapter, batch), its schema and keys.
+
+`spark.zoo.run_zoo` runs any stage over Bronze x zoo; the UDF decodes the Bronze rows once per
+batch and hands each adapter's evaluation crop of them to the stage, so the stage only calls
+`core`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from pyspark.sql import types as T
+
+from xai_kedro.core.common.columns import Column
+from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixels_from_rows
+from xai_kedro.core.robustness.columns import SILVER_OOD, SILVER_OOD_KEYS
+from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.presets import CorruptionSpec
+from xai_kedro.core.xai.columns import SILVER_XAI, SILVER_XAI_KEYS
+from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.settings import XAIConfig
+from xai_kedro.spark.schema import struct_of
+
+# The Bronze columns a stage's UDF reads.
+BRONZE_INPUT_COLUMNS = ("image_id", "label", "height", "width", "pixels", "mask")
+
+
+@dataclass(frozen=True)
+class BronzeBatch:
+    """Decoded Bronze rows of one Arrow batch, as one adapter sees them (its evaluation crop)."""
+
+    image_ids: list[str]
+    labels: np.ndarray
+    images: np.ndarray  # [B, H, W, 3] uint8
+    masks: list[np.ndarray | None] | None
+
+    @classmethod
+    def decode(cls, rows: pd.DataFrame) -> BronzeBatch:
+        return cls(
+            rows["image_id"].tolist(),
+            rows["label"].to_numpy(),
+            pixels_from_rows(rows),
+            masks_from_rows(rows),
+        )
+
+    def cropped(self, crop: int | None) -> BronzeBatch:
+        if crop is None:
+            return self
+        masks = self.masks
+        if masks is not None:
+            masks = [None if m is None else centre_crop_arrays(m[None], crop)[0] for m in masks]
+        return BronzeBatch(
+            self.image_ids, self.labels, centre_crop_arrays(self.images, crop), masks
+        )
+
+
+# (merged eval-mode model, the adapter's view of a batch, device) -> rows without adapter_id.
+Evaluate = Callable[[torch.nn.Module, BronzeBatch, torch.device], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class SilverStage:
+    """A Silver table computed for every (image, adapter): its columns, keys and per-batch work."""
+
+    name: str
+    columns: Sequence[Column]
+    keys: Sequence[str]
+    rows_per_pair: int
+    evaluate: Evaluate
+
+    @property
+    def schema(self) -> T.StructType:
+        return struct_of(self.columns)
+
+
+def xai_stage(config: XAIConfig) -> SilverStage:
+    """`silver_xai`: one row per (image, adapter) from `core.xai.engine.compute_xai`."""
+
+    def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
+        profile = compute_xai(model, batch.images, batch.labels, batch.masks, config, device)
+        return profile.assign(image_id=batch.image_ids)
+
+    return SilverStage("silver_xai", SILVER_XAI, SILVER_XAI_KEYS, 1, evaluate)
+
+
+def ood_stage(
+    specs: Sequence[CorruptionSpec], input_size: int, batch_size: int, base_seed: int
+) -> SilverStage:
+    """`silver_ood`: one row per (image, adapter, corruption, severity)."""
+    specs = list(specs)
+
+    def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
+        return evaluate_corruptions(
+            model,
+            batch.images,
+            batch.labels,
+            batch.image_ids,
+            specs,
+            input_size=input_size,
+            device=device,
+            batch_size=batch_size,
+            base_seed=base_seed,
+        )
+
+    return SilverStage("silver_ood", SILVER_OOD, SILVER_OOD_KEYS, len(specs), evaluate)
