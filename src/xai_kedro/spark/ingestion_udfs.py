@@ -1,8 +1,15 @@
-"""Pandas-UDF bodies of the ingestion stage: thin wrappers around `core.images`."""
+"""Pandas-UDF bodies of the ingestion stage: thin wrappers around `core.data.decoding`.
+
+The decoder reads each listed file itself on the executor (the paths the driver resolved), so
+Spark opens exactly the files the listing names, holds no raw bytes in the JVM and needs no
+per-path planning of a file source; a file the listing saw but that is gone, empty or unreadable
+becomes a quarantine row like any other bad input.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import types as T
@@ -55,7 +62,6 @@ def make_decoder(
 
 
 def _decode_row(row, size: int, min_side: int, max_pixels: int, fg: tuple[int, ...]) -> dict:
-    data = bytes(row.content) if row.content is not None else b""
     out = {
         "image_id": row.image_id,
         "label": int(row.label),
@@ -66,10 +72,15 @@ def _decode_row(row, size: int, min_side: int, max_pixels: int, fg: tuple[int, .
         "pixels": None,
         "mask": None,
         "source_path": row.rel_path,
-        "content_hash": content_hash(data),
+        "content_hash": None,
         "reason": None,
         "message": None,
     }
+    data, problem = read_listed_file(row.path)
+    if data is None:
+        out["reason"], out["message"] = problem
+        return out
+    out["content_hash"] = content_hash(data)
     try:
         decoded = decode_image(data, size=size, min_side=min_side, max_pixels=max_pixels)
     except ImageRejected as rejected:
@@ -77,10 +88,13 @@ def _decode_row(row, size: int, min_side: int, max_pixels: int, fg: tuple[int, .
         return out
     out["pixels"] = pixels_to_bytes(decoded.pixels)
     out["height"], out["width"] = decoded.pixels.shape[:2]
-    if row.mask_content is not None:
+    mask_bytes = None
+    if row.mask_path is not None:
+        mask_bytes, _ = read_listed_file(row.mask_path)  # a gone or empty mask: no mask
+    if mask_bytes is not None:
         try:
             mask = decode_mask(
-                bytes(row.mask_content),
+                mask_bytes,
                 size=size,
                 foreground_values=fg,
                 max_pixels=max_pixels,
@@ -94,3 +108,17 @@ def _decode_row(row, size: int, min_side: int, max_pixels: int, fg: tuple[int, .
             return out
         out["mask"] = pixels_to_bytes(mask)
     return out
+
+
+def read_listed_file(path: str) -> tuple[bytes | None, tuple[str, str] | None]:
+    """The bytes of a listed file, or None and the (reason, message) it is quarantined with."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        return None, ("missing", "listed but gone before Spark read it")
+    except OSError as error:
+        return None, ("unreadable", f"{type(error).__name__}: {error}")
+    if not data:
+        return None, ("empty", "file has 0 bytes")
+    return data, None

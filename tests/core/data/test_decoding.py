@@ -426,3 +426,27 @@ def test_content_hash_is_sha256():
     assert content_hash(b"abc") == (
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     )
+
+
+# ------------------------------------------------------------------ settings
+def test_decode_settings_from_params_name_the_bad_setting():
+    from xai_kedro.core.data.decoding import DecodeSettings
+
+    settings = DecodeSettings.from_params(
+        {"storage_size": 48, "min_side": 32, "max_pixels": 1000, "mask_foreground_values": [1, 3]}
+    )
+    assert settings == DecodeSettings(48, 32, 1000, (1, 3))
+    assert settings.as_dict()["mask_foreground_values"] == [1, 3]
+    for bad, match in [
+        ({"storage_size": 0}, r"ingestion\.storage_size must be a positive integer"),
+        ({"storage_size": 48.0}, r"ingestion\.storage_size must be a positive integer"),
+        ({}, r"ingestion\.storage_size must be set"),
+        ({"storage_size": 48, "min_side": True}, r"ingestion\.min_side"),
+        ({"storage_size": 48, "max_pixels": -1}, r"ingestion\.max_pixels"),
+        ({"storage_size": 48, "min_side": 64, "max_pixels": 10}, r"cannot exceed"),
+        ({"storage_size": 48, "mask_foreground_values": []}, r"mask_foreground_values"),
+        ({"storage_size": 48, "mask_foreground_values": "255"}, r"mask_foreground_values"),
+        ({"storage_size": 48, "mask_foreground_values": [1, -3]}, r"mask_foreground_values"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            DecodeSettings.from_params(bad)

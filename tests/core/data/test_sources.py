@@ -11,12 +11,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import xai_kedro.core.data.sources as sources
 from xai_kedro.core.data.sources import (
-    KNOWN_SOURCES,
     SOURCE_COLUMNS,
+    SourceNotFoundError,
     breed_name,
     image_id,
+    known_sources,
     list_source,
+    register_source,
+    validate_source,
+    with_file_stats,
 )
 from xai_kedro.core.data.synthetic import SyntheticConfig, write_synthetic_dataset
 
@@ -267,12 +272,85 @@ def test_synthetic_without_manifest(tmp_path):
 def test_unknown_kind_lists_known_ones(tmp_path):
     with pytest.raises(ValueError) as info:
         list_source("imagenet", tmp_path)
-    for kind in KNOWN_SOURCES:
+    assert known_sources() == ("image_folder", "oxford_pet", "synthetic")
+    for kind in known_sources():
         assert kind in str(info.value)
+    assert "ingestion.source.kind" in str(info.value)
+
+
+def test_a_registered_source_is_listed_by_kind(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "_REGISTRY", dict(sources._REGISTRY))
+
+    @register_source("one_file")
+    def list_one_file(root: Path, source_name: str = "one_file") -> pd.DataFrame:
+        return sources._frame([sources._row(root, "a.png", source_name, 0, "a", None, None, None)])
+
+    assert "one_file" in known_sources()
+    df = list_source("one_file", tmp_path)
+    assert list(df.columns) == list(SOURCE_COLUMNS)
+    assert df.loc[0, "image_id"] == image_id("one_file", "a.png")
+    with pytest.raises(ValueError, match="registered twice"):
+        register_source("one_file")(list_one_file)
+
+
+def test_validate_source_names_the_setting_and_the_missing_path(tmp_path):
+    missing = tmp_path / "data/01_raw/oxford-iiit-pet"
+    with pytest.raises(SourceNotFoundError) as info:
+        validate_source({"kind": "oxford_pet", "root": str(missing)})
+    message = str(info.value)
+    assert "\n" not in message and str(missing) in message and "docs/data.md" in message
+    with pytest.raises(ValueError, match=r"ingestion\.source\.root must be set"):
+        validate_source({"kind": "image_folder"})
+    with pytest.raises(ValueError, match="known kinds"):
+        validate_source({"kind": "imagenet", "root": str(tmp_path)})
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        validate_source({"kind": "image_folder", "root": str(tmp_path / "file")})
+    validate_source({"kind": "synthetic", "root": str(tmp_path / "generated/later")})
+
+
+def test_file_stats_flag_large_files_without_reading_them(tmp_path, monkeypatch):
+    root = tmp_path / "folder"
+    write_jpg(root / "cats" / "a.jpg")
+    write_jpg(root / "cats" / "b.jpg", colour=(1, 2, 3))
+    with open(root / "cats" / "huge.jpg", "wb") as handle:
+        handle.truncate(3 * 2**30)  # sparse
+    (root / "dogs").mkdir()
+    (root / "dogs" / "gone.jpg").write_bytes(b"x")
+    listing = list_source("image_folder", root)
+    (root / "dogs" / "gone.jpg").unlink()
+    read: list[str] = []
+    original = sources.sha256_file
+    monkeypatch.setattr(sources, "sha256_file", lambda p: read.append(p.name) or original(p))
+    stats = with_file_stats(listing, 1 << 20, "ingestion.max_file_bytes").set_index("rel_path")
+    assert sorted(read) == ["a.jpg", "b.jpg"]
+    huge = stats.loc["cats/huge.jpg"]
+    assert huge["problem"] == "too_large" and huge["file_hash"] is None
+    assert huge["problem_message"] == (
+        f"file is {3 * 2**30} bytes > ingestion.max_file_bytes={1 << 20}; not read"
+    )
+    a = stats.loc["cats/a.jpg"]
+    assert a["file_hash"] == hashlib.sha256((root / "cats" / "a.jpg").read_bytes()).hexdigest()
+    assert a["size_bytes"] == (root / "cats" / "a.jpg").stat().st_size and a["problem"] is None
+    assert stats.loc["dogs/gone.jpg", "size_bytes"] == -1
+    assert stats.loc["dogs/gone.jpg", "problem"] is None  # ingestion says "missing"
+    assert list(listing.columns) == list(SOURCE_COLUMNS)  # the listing itself is unchanged
+
+
+def test_file_stats_flag_a_large_mask(oxford):
+    listing = list_source("oxford_pet", oxford)
+    usable = listing[listing["mask_path"].notna() & listing["problem"].isna()]
+    mask, image = Path(usable["mask_path"].iloc[0]), Path(usable["path"].iloc[0])
+    limit = image.stat().st_size
+    with open(mask, "ab") as handle:  # now larger than its image and the limit
+        handle.write(b"\0" * (limit + 1))
+    stats = with_file_stats(usable, limit, "limit").set_index("rel_path")
+    row = stats.loc[usable["rel_path"].iloc[0]]
+    assert row["problem"] == "mask_too_large" and row["problem_message"].startswith("mask file")
 
 
 def test_missing_root(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(SourceNotFoundError, match="does not exist"):
         list_source("image_folder", tmp_path / "nope")
 
 

@@ -155,3 +155,18 @@ def test_bad_frames():
     tv = frame({0: 4}, split="trainval")
     with pytest.raises(ValueError, match="trainval"):
         assign_splits(tv, {"test": 1.0}, seed=0)
+
+
+def test_split_params_are_checked_with_the_setting_name():
+    from xai_kedro.core.data.splits import validate_split_params
+
+    good = validate_split_params({"fractions": {"train": 0.5, "test": 0.5}, "seed": 3})
+    assert good == {"fractions": {"train": 0.5, "test": 0.5}, "seed": 3}
+    with pytest.raises(ValueError, match=r"^ingestion\.split\.fractions must sum to 1"):
+        validate_split_params({"fractions": {"train": 0.5, "test": 0.4}, "seed": 0})
+    with pytest.raises(ValueError, match=r"ingestion\.split\.fractions must name"):
+        validate_split_params({"seed": 0})
+    with pytest.raises(ValueError, match=r"ingestion\.split\.seed must be an integer"):
+        validate_split_params({"fractions": {"train": 1.0}, "seed": "zero"})
+    with pytest.raises(ValueError, match=r"ingestion\.split must be a mapping"):
+        validate_split_params([0.5, 0.5])

@@ -1,24 +1,39 @@
-"""Ingestion through Spark on a folder mixing good images of every mode with broken files."""
+"""Ingestion through Spark on a folder mixing good images of every mode with broken files; the
+`paper` env without its dataset; a second `kedro run` that reuses Bronze and embeddings."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
+from tests.conftest import make_tiny_project, run_kedro
 from xai_kedro.core.data.bronze import masks_from_rows, pixels_from_rows
 from xai_kedro.pipelines.ingestion.nodes import ingest_images, list_images
+
+pytestmark = pytest.mark.integration
 
 PARAMS = {
     "storage_size": 32,
     "min_side": 16,
     "max_pixels": 10_000_000,
     "mask_foreground_values": [1, 3, 255],
+    "max_file_bytes": 10_000_000,
+    "required_splits": ["train", "val", "test"],
+    "every_class_in": ["train"],
     "split": {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 0},
 }
+NO_PRETRAIN = {"pretrain": {"enabled": False}}
+
+
+def ingestion_params(source: dict, store: Path) -> dict:
+    return {**PARAMS, "source": source, "reuse": {"enabled": True, "dir": str(store)}}
 
 
 def _save(img: Image.Image, path: Path, fmt: str, **kwargs) -> bytes:
@@ -51,7 +66,8 @@ def _hostile_folder(root: Path) -> dict[str, str]:
     for rel, (img, fmt, kwargs) in goods.items():
         _save(img, root / rel, fmt, **kwargs)
     original = (root / "cats/rgb.png").read_bytes()
-    (root / "dogs/copy_of_cat.png").write_bytes(original)
+    (root / "dogs/copy_of_cat.png").write_bytes(original)  # same bytes, other label
+    (root / "cats/gray_copy.png").write_bytes((root / "cats/gray.png").read_bytes())
     (root / "cats/empty.jpg").write_bytes(b"")
     (root / "cats/notes.jpg").write_text("this is not an image")
     jpeg = _save(rgb, root / "dogs/full.jpg", "JPEG")
@@ -62,7 +78,9 @@ def _hostile_folder(root: Path) -> dict[str, str]:
         "cats/notes.jpg": "not_an_image",
         "dogs/truncated.jpg": "truncated",
         "dogs/tiny.png": "too_small",
-        "dogs/copy_of_cat.png": "duplicate",
+        "cats/rgb.png": "conflicting_label",
+        "dogs/copy_of_cat.png": "conflicting_label",
+        "cats/gray_copy.png": "duplicate",
     }
 
 
@@ -71,8 +89,9 @@ def ingested(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     expected = _hostile_folder(root)
     source = {"kind": "image_folder", "name": "hostile", "root": str(root)}
-    listing = list_images(source)
-    bronze, quarantine = ingest_images(listing, source, PARAMS)
+    params = ingestion_params(source, tmp_path_factory.mktemp("store"))
+    listing = list_images(params)
+    bronze, quarantine = ingest_images(listing, params, NO_PRETRAIN)
     return expected, bronze.toPandas(), quarantine, listing
 
 
@@ -81,8 +100,9 @@ def test_broken_files_are_quarantined_with_their_reason(ingested):
     reasons = dict(zip(quarantine["source_path"], quarantine["reason"], strict=True))
     assert reasons == expected
     assert quarantine["message"].str.len().gt(0).all()
-    duplicate = quarantine.set_index("source_path").loc["dogs/copy_of_cat.png", "message"]
-    assert "cats/rgb.png" in duplicate
+    messages = quarantine.set_index("source_path")["message"]
+    assert "cats/gray.png" in messages["cats/gray_copy.png"]
+    assert "cats/rgb.png (cats)" in messages["dogs/copy_of_cat.png"]
 
 
 def test_good_images_of_every_mode_become_rgb_rows(ingested):
@@ -105,7 +125,8 @@ def test_second_run_gives_identical_ids_and_splits(spark, ingested, tmp_path):
         "name": "hostile",
         "root": str(Path(listing["path"][0]).parents[1]),
     }
-    again, _ = ingest_images(list_images(source), source, PARAMS)
+    params = ingestion_params(source, tmp_path / "fresh_store")  # a full second run, no reuse
+    again, _ = ingest_images(list_images(params), params, NO_PRETRAIN)
     again = again.toPandas()
     left = bronze.set_index("image_id")[["split", "label", "content_hash"]].sort_index()
     right = again.set_index("image_id")[["split", "label", "content_hash"]].sort_index()
@@ -124,7 +145,8 @@ def test_synthetic_source_keeps_masks_and_generator_splits(spark, tmp_path):
             "seed": 1,
         },
     }
-    bronze, quarantine = ingest_images(list_images(source), source, PARAMS)
+    params = ingestion_params(source, tmp_path / "store")
+    bronze, quarantine = ingest_images(list_images(params), params, {"pretrain": {"enabled": True}})
     bronze = bronze.toPandas()
     assert quarantine.empty
     assert len(bronze) == 3 * 9
@@ -139,3 +161,51 @@ def test_synthetic_source_keeps_masks_and_generator_splits(spark, tmp_path):
     stacked = np.stack(masks)
     assert stacked.shape == (27, 32, 32)
     assert set(np.unique(stacked)) == {0, 1}
+
+
+@pytest.mark.slow
+def test_paper_env_without_its_dataset_says_what_is_missing_in_one_line(tmp_path, monkeypatch):
+    project = make_tiny_project(tmp_path / "paper_without_data")
+    expected = (project / "data/01_raw/oxford-iiit-pet").resolve()
+    with pytest.raises(SystemExit) as stop:
+        run_kedro(project, monkeypatch, pipelines=["ingestion"], env="paper")
+    message = str(stop.value.code)
+    assert "\n" not in message and str(expected) in message and "docs/data.md" in message
+    cli = subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "run", "--env", "paper"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode != 0
+    assert "Traceback" not in cli.stderr + cli.stdout
+    assert message in cli.stderr.splitlines()
+
+
+@pytest.mark.slow
+def test_second_kedro_run_reuses_bronze_and_embeddings(spark, tmp_path, monkeypatch, caplog):
+    project = make_tiny_project(tmp_path / "rerun")
+    run_kedro(project, monkeypatch, pipelines=["ingestion"])
+    data = project / "data/02_bronze"
+
+    def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+        bronze = spark.read.parquet(str(data / "bronze_images.parquet")).toPandas()
+        embeddings = spark.read.parquet(str(data / "bronze_embeddings.parquet")).toPandas()
+        return (
+            bronze.sort_values("image_id", ignore_index=True),
+            embeddings.sort_values("image_id", ignore_index=True),
+        )
+
+    bronze_before, embeddings_before = tables()
+    with caplog.at_level("INFO"):
+        run_kedro(project, monkeypatch, pipelines=["ingestion"])
+    assert "Bronze is up to date" in caplog.text and "no image decoded" in caplog.text
+    assert "Embeddings are up to date" in caplog.text and "no image embedded" in caplog.text
+    bronze_after, embeddings_after = tables()
+    pd.testing.assert_frame_equal(bronze_before, bronze_after)
+    assert embeddings_before["image_id"].tolist() == embeddings_after["image_id"].tolist()
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(embeddings_before["embedding"], embeddings_after["embedding"], strict=True)
+    )

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
@@ -88,6 +90,67 @@ class DecodedImage:
     original_height: int
     mode: str  # the source PIL mode, e.g. "RGB", "P", "I;16"
     exif_orientation: int = 1  # 1..8; pass to decode_mask so the mask follows the image
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What turns a file into stored pixels; every field changes the Bronze rows (so it keys the
+    reuse of a previous Bronze table)."""
+
+    storage_size: int
+    min_side: int = DEFAULT_MIN_SIDE
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    mask_foreground_values: tuple[int, ...] = BINARY_MASK_FOREGROUND
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], prefix: str = "ingestion") -> DecodeSettings:
+        """Validate ``ingestion.storage_size/min_side/max_pixels/mask_foreground_values`` on the
+        driver; a bad value is an error naming the setting."""
+        values = {
+            name: _positive_int(params, name, prefix, default)
+            for name, default in (
+                ("storage_size", None),
+                ("min_side", DEFAULT_MIN_SIDE),
+                ("max_pixels", DEFAULT_MAX_PIXELS),
+            )
+        }
+        if values["min_side"] > values["max_pixels"]:
+            raise ValueError(
+                f"{prefix}.min_side={values['min_side']} cannot exceed "
+                f"{prefix}.max_pixels={values['max_pixels']}"
+            )
+        raw = params.get("mask_foreground_values", BINARY_MASK_FOREGROUND)
+        if isinstance(raw, str | bytes) or not hasattr(raw, "__iter__"):
+            raise ValueError(f"{prefix}.mask_foreground_values must be a list of ints, got {raw!r}")
+        foreground = tuple(raw)
+        if not foreground or not all(_is_int(v) and v >= 0 for v in foreground):
+            raise ValueError(
+                f"{prefix}.mask_foreground_values must be a non-empty list of ints >= 0, "
+                f"got {raw!r}"
+            )
+        return cls(mask_foreground_values=tuple(int(v) for v in foreground), **values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (JSON-ready) for fingerprints and logs."""
+        return {
+            "storage_size": self.storage_size,
+            "min_side": self.min_side,
+            "max_pixels": self.max_pixels,
+            "mask_foreground_values": list(self.mask_foreground_values),
+        }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _positive_int(params: Mapping[str, Any], name: str, prefix: str, default: int | None) -> int:
+    value = params.get(name, default)
+    if value is None:
+        raise ValueError(f"{prefix}.{name} must be set")
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{prefix}.{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def content_hash(data: bytes) -> str:

@@ -10,6 +10,10 @@ that they end up in ``bronze_quarantine`` instead of disappearing:
 * ``unsupported_extension`` -- (Oxford) a file in ``images/`` that is not an image file of the
   official format (the real dataset ships a few ``.mat`` files there).
 * ``label_conflict`` / ``split_conflict`` -- (Oxford) the annotation files disagree about an image.
+
+Sources live in one registry: a listing function decorated with ``@register_source("kind")``
+becomes ``ingestion.source.kind: kind`` (adding a source touches that function, its config and
+its test). :func:`list_source` looks the kind up; an unknown kind names the known ones.
 """
 
 from __future__ import annotations
@@ -17,13 +21,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from xai_kedro.core.common.hashing import sha256_file
+
 logger = logging.getLogger(__name__)
 
-KNOWN_SOURCES: tuple[str, ...] = ("synthetic", "oxford_pet", "image_folder")
+DATA_DOCS = "docs/data.md"
 SOURCE_COLUMNS: tuple[str, ...] = (
     "path",
     "rel_path",
@@ -39,6 +48,77 @@ _IMAGE_ID_HEX = 16
 _TRAILING_NUMBER = re.compile(r"_\d+$")
 
 
+class SourceNotFoundError(FileNotFoundError):
+    """A source's root or one of its required files is not on disk (one line, with the fix)."""
+
+    def __init__(self, kind: str, missing: Path, what: str) -> None:
+        super().__init__(
+            f"ingestion.source ({kind}): {what} {missing} does not exist; "
+            f"see {DATA_DOCS} for where to put the data"
+        )
+        self.kind = kind
+        self.missing = missing
+
+
+Lister = Callable[..., pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One registered source kind: its listing function and whether ingestion writes the root."""
+
+    kind: str
+    lister: Lister
+    generated: bool
+
+
+_REGISTRY: dict[str, SourceSpec] = {}
+
+
+def register_source(kind: str, *, generated: bool = False) -> Callable[[Lister], Lister]:
+    """Register ``lister(root: Path, source_name=..., **options) -> DataFrame`` as ``kind``.
+
+    ``generated``: the pipeline writes this source's files itself (its root need not exist yet).
+    """
+
+    def add(lister: Lister) -> Lister:
+        if kind in _REGISTRY:
+            raise ValueError(f"source kind {kind!r} is registered twice")
+        _REGISTRY[kind] = SourceSpec(kind, lister, generated)
+        return lister
+
+    return add
+
+
+def known_sources() -> tuple[str, ...]:
+    """The registered source kinds, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def source_spec(kind: str) -> SourceSpec:
+    """The registry entry of ``kind``; an unknown kind is an error naming the known ones."""
+    if kind not in _REGISTRY:
+        raise ValueError(
+            f"ingestion.source.kind: unknown source kind {kind!r}; "
+            f"known kinds: {', '.join(known_sources())}"
+        )
+    return _REGISTRY[kind]
+
+
+def validate_source(source: Mapping[str, Any]) -> None:
+    """Check ``ingestion.source`` on the driver before any work: a known kind, a root that exists
+    (unless the source generates it) and is a folder."""
+    for key in ("kind", "root"):
+        if not source.get(key):
+            raise ValueError(f"ingestion.source.{key} must be set")
+    spec = source_spec(str(source["kind"]))
+    root = Path(str(source["root"])).expanduser()
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"ingestion.source.root: {root.resolve()} is not a folder")
+    if not spec.generated and not root.is_dir():
+        raise SourceNotFoundError(spec.kind, root.resolve(), "the source root")
+
+
 def image_id(source_name: str, rel_path: str | Path) -> str:
     """Stable id of one input: first 16 hex of sha1(f"{source_name}:{posix rel_path}")."""
     rel = rel_path.as_posix() if isinstance(rel_path, Path) else str(rel_path).replace("\\", "/")
@@ -52,19 +132,14 @@ def list_source(kind: str, root: str | Path, **options) -> pd.DataFrame:
     ``oxford_pet`` also takes ``image_extensions`` and ``require_masks`` (see
     :func:`list_oxford_pet`).
     """
-    if kind not in KNOWN_SOURCES:
-        raise ValueError(f"unknown source kind {kind!r}; known kinds: {', '.join(KNOWN_SOURCES)}")
+    spec = source_spec(kind)
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
-        raise FileNotFoundError(f"{kind} source root {root} does not exist or is not a folder")
-    listers = {
-        "synthetic": list_synthetic,
-        "oxford_pet": list_oxford_pet,
-        "image_folder": list_image_folder,
-    }
-    return listers[kind](root, **options)
+        raise SourceNotFoundError(kind, root, "the source root")
+    return spec.lister(root, **options)
 
 
+@register_source("synthetic", generated=True)
 def list_synthetic(root: Path, source_name: str = "synthetic") -> pd.DataFrame:
     """Rows of ``root/manifest.csv`` written by :func:`xai_kedro.core.data.synthetic.write_synthetic_dataset`."""
     manifest_path = root / "manifest.csv"
@@ -102,6 +177,7 @@ def list_synthetic(root: Path, source_name: str = "synthetic") -> pd.DataFrame:
     return _frame(rows)
 
 
+@register_source("oxford_pet")
 def list_oxford_pet(
     root: Path,
     source_name: str = "oxford_pet",
@@ -120,9 +196,9 @@ def list_oxford_pet(
     images_dir = root / "images"
     list_path = root / "annotations" / "list.txt"
     if not images_dir.is_dir():
-        raise FileNotFoundError(f"oxford_pet source: folder {images_dir} is missing")
+        raise SourceNotFoundError("oxford_pet", images_dir, "the images folder")
     if not list_path.is_file():
-        raise FileNotFoundError(f"oxford_pet source: annotation file {list_path} is missing")
+        raise SourceNotFoundError("oxford_pet", list_path, "the annotation file")
     extensions = tuple(e.lower() for e in image_extensions)
     trimaps = root / "annotations" / "trimaps"
     if require_masks is None:
@@ -172,6 +248,7 @@ def list_oxford_pet(
     return _frame(rows)
 
 
+@register_source("image_folder")
 def list_image_folder(root: Path, source_name: str = "image_folder") -> pd.DataFrame:
     """``root/<class_name>/**/<file>``: label = index of the class folder in sorted order.
 
@@ -207,6 +284,53 @@ def list_image_folder(root: Path, source_name: str = "image_folder") -> pd.DataF
                 )
             )
     return _frame(rows)
+
+
+def with_file_stats(listing: pd.DataFrame, max_file_bytes: int, limit_name: str) -> pd.DataFrame:
+    """The listing plus the size and sha256 of every image and mask it will read.
+
+    A file over ``max_file_bytes`` (named ``limit_name`` in the message) is flagged ``too_large``
+    (its mask: ``mask_too_large``) from its size alone: it is neither hashed nor read. Rows the
+    listing already flagged are not read either. Adds ``size_bytes``, ``file_hash``,
+    ``mask_size_bytes``, ``mask_hash`` and ``problem_message`` (a reason for the new flags).
+    A file that is gone gets size -1 and no hash (ingestion quarantines it as ``missing``).
+    """
+    out = listing.copy()
+    rows = [_file_stats(row, max_file_bytes, limit_name) for row in out.itertuples(index=False)]
+    stats = pd.DataFrame(rows, index=out.index, columns=list(_STAT_COLUMNS))
+    for column in _STAT_COLUMNS:
+        out[column] = stats[column].astype(object).where(stats[column].notna(), None)
+    flagged = stats["problem"].notna()
+    out.loc[flagged, "problem"] = stats.loc[flagged, "problem"]
+    return out
+
+
+_STAT_COLUMNS = (
+    "size_bytes", "file_hash", "mask_size_bytes", "mask_hash", "problem", "problem_message",
+)  # fmt: skip
+_GONE = -1
+
+
+def _file_stats(row: Any, max_file_bytes: int, limit_name: str) -> dict[str, Any]:
+    stats: dict[str, Any] = dict.fromkeys(_STAT_COLUMNS)
+    if row.problem is not None and not pd.isna(row.problem):
+        return stats
+    for prefix, path, reason in (("", row.path, "too_large"), ("mask_", row.mask_path, None)):
+        if path is None or pd.isna(path):
+            continue
+        file = Path(path)
+        size = file.stat().st_size if file.is_file() else _GONE
+        stats[f"{prefix}size_bytes"] = size
+        if size > max_file_bytes:
+            stats["problem"] = reason or "mask_too_large"
+            stats["problem_message"] = (
+                f"{'mask ' if prefix else ''}file is {size} bytes > {limit_name}={max_file_bytes}"
+                "; not read"
+            )
+            return stats
+        if size != _GONE:
+            stats["file_hash" if not prefix else "mask_hash"] = sha256_file(file)
+    return stats
 
 
 def _read_oxford_list(path: Path) -> dict[str, int]:

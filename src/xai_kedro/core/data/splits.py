@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,28 +20,46 @@ TRAINVAL = "trainval"
 FRACTION_TOLERANCE = 1e-6
 
 
-def validate_fractions(fractions: dict[str, float]) -> dict[str, float]:
-    """Check split fractions (known names, finite, non-negative, sum 1) and return them as floats."""
-    if not fractions:
-        raise ValueError(f"fractions must name at least one split of {SPLIT_ORDER}")
+def validate_fractions(fractions: dict[str, float], setting: str = "fractions") -> dict[str, float]:
+    """Check split fractions (known names, finite, non-negative, sum 1) and return them as floats.
+
+    ``setting`` names the parameter in messages (``ingestion.split.fractions`` from the driver).
+    """
+    if not fractions or not isinstance(fractions, Mapping):
+        raise ValueError(f"{setting} must name at least one split of {SPLIT_ORDER}")
     unknown = set(fractions) - set(SPLIT_ORDER)
     if unknown:
-        raise ValueError(f"unknown split names {sorted(unknown)} in fractions; use {SPLIT_ORDER}")
+        raise ValueError(f"unknown split names {sorted(unknown)} in {setting}; use {SPLIT_ORDER}")
     clean: dict[str, float] = {}
     for name, value in fractions.items():
         try:
             f = float(value)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"fraction for {name!r} is not a number: {value!r}") from exc
+            raise ValueError(
+                f"{setting}: fraction for {name!r} is not a number: {value!r}"
+            ) from exc
         if not math.isfinite(f) or f < 0:
-            raise ValueError(f"fraction for {name!r} must be finite and >= 0, got {value!r}")
+            raise ValueError(
+                f"{setting}: fraction for {name!r} must be finite and >= 0, got {value!r}"
+            )
         clean[name] = f
     total = sum(clean.values())
     if abs(total - 1.0) > FRACTION_TOLERANCE:
         raise ValueError(
-            f"fractions must sum to 1 (within {FRACTION_TOLERANCE}), got {total}: {fractions}"
+            f"{setting} must sum to 1 (within {FRACTION_TOLERANCE}), got {total}: {fractions}"
         )
     return clean
+
+
+def validate_split_params(split: Mapping, setting: str = "ingestion.split") -> dict:
+    """``{fractions, seed}`` checked on the driver: fractions as above, seed an integer."""
+    if not isinstance(split, Mapping):
+        raise ValueError(f"{setting} must be a mapping with 'fractions' and 'seed'")
+    fractions = validate_fractions(split.get("fractions") or {}, f"{setting}.fractions")
+    seed = split.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"{setting}.seed must be an integer, got {seed!r}")
+    return {"fractions": fractions, "seed": seed}
 
 
 def split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:

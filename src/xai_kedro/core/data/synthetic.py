@@ -278,12 +278,36 @@ def sample_spec(config: SyntheticConfig, split: str, index: int) -> SampleSpec:
     if not 0 <= index < n:
         raise IndexError(f"index {index} out of range for split {split!r} with {n} images")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, code, index]))
-    size = config.image_size
     label = index % config.num_classes
     if split == "train" and rng.random() < config.spurious_correlation:
-        texture_id = label % config.num_textures
+        texture_id = spurious_texture(config, label)
     else:
         texture_id = int(rng.integers(config.num_textures))
+    return draw_spec(config, rng, label, texture_id)
+
+
+def spurious_texture(config: SyntheticConfig, label: int) -> int:
+    """The texture the ``train`` split ties to class ``label`` (its background shortcut)."""
+    return int(label) % config.num_textures
+
+
+def texture_name(texture_id: int) -> str:
+    """Readable name of a texture of the bank, e.g. ``stripes(angle=90, period=4)``."""
+    family, params = TEXTURES[int(texture_id)]
+    return f"{family}({', '.join(f'{k}={v:g}' for k, v in params.items())})"
+
+
+def draw_spec(
+    config: SyntheticConfig, rng: np.random.Generator, label: int, texture_id: int
+) -> SampleSpec:
+    """Draw colours, pose and texture phase of an image of class ``label`` on texture
+    ``texture_id``: what :func:`sample_spec` does once it has chosen both, so new images
+    (e.g. counterfactual backgrounds) come from the same renderer."""
+    if not 0 <= label < config.num_classes:
+        raise ValueError(f"label must be in 0..{config.num_classes - 1}, got {label}")
+    if not 0 <= texture_id < config.num_textures:
+        raise ValueError(f"texture_id must be in 0..{config.num_textures - 1}, got {texture_id}")
+    size = config.image_size
     family, params = TEXTURES[texture_id]
     field_ = _texture(family, params, size, rng)
     first = rng.integers(0, 256, size=(1, 3)).astype(np.float64)
@@ -301,8 +325,8 @@ def sample_spec(config: SyntheticConfig, split: str, index: int) -> SampleSpec:
     )
     noise = rng.normal(0.0, config.noise, size=(size, size, 3)) if config.noise > 0 else None
     return SampleSpec(
-        label=label,
-        texture_id=texture_id,
+        label=int(label),
+        texture_id=int(texture_id),
         texture=texture.astype(np.uint8),
         object_colour=object_colour,
         centre=centre,

@@ -8,13 +8,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 list_images,
-                inputs="params:ingestion.source",
+                inputs="params:ingestion",
                 outputs="raw_image_listing",
                 name="list_images",
             ),
             node(
                 ingest_images,
-                inputs=["raw_image_listing", "params:ingestion.source", "params:ingestion"],
+                inputs=["raw_image_listing", "params:ingestion", "params:backbone"],
                 outputs=["bronze_images", "bronze_quarantine"],
                 name="ingest_images",
             ),
@@ -30,6 +30,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "bronze_images",
                     "backbone_manifest",
                     "params:ingestion.embedding",
+                    "params:ingestion.reuse",
                     "params:execution",
                 ],
                 outputs="bronze_embeddings",
