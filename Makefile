@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 ENV ?= base
 
-.PHONY: setup run test lint viz-check clean-data
+.PHONY: setup run test lint viz-check cluster-run clean-data
 
 setup: $(VENV)/.installed
 
@@ -27,9 +27,20 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
-viz-check: setup
+# Playwright drives Debian's chromium (apt-get install chromium; no browser is downloaded).
+# The previews read the run's data: a first `kedro run` makes it.
+VIZ_DATA := data/02_bronze/bronze_images.parquet
+
+viz-check: setup $(VIZ_DATA)
 	$(BIN)/python -m pip install --quiet -e ".[viz]"
 	$(BIN)/python scripts/check_viz.py --screenshot build_viz/kedro-viz.png
+
+$(VIZ_DATA):
+	$(BIN)/kedro run --env $(ENV)
+
+# A Spark standalone master + 2 workers on 127.0.0.1 running the base experiment.
+cluster-run: setup
+	scripts/local_cluster.sh
 
 clean-data:
 	find data -mindepth 2 ! -name .gitkeep ! -name README.md -delete

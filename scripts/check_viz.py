@@ -1,16 +1,20 @@
 #!/usr/bin/env python
-"""Smoke-test the kedro-viz UI of this project in headless Chromium.
+"""Smoke-test the kedro-viz UI of this project in headless Chromium, through Playwright.
 
 Starts `kedro viz run` on a free loopback port (no browser; autoreload stays off), opens the
-page in headless Chromium driven over the Chrome DevTools protocol, and fails (exit 1) when
-the page logs a console error or an uncaught exception, or when the flowchart draws no node.
-Prints one summary line; `--screenshot` saves what the browser rendered.
+page in the system Chromium driven by Playwright (never a downloaded browser build), waits for
+the flowchart, then clicks a Spark table (default `bronze_images`) and checks that its preview
+table and row count render, and clicks a plot (default `correlations_plot`) and checks that
+its image renders. Fails (exit 1) on a console error, an uncaught exception, an empty
+flowchart or a missing preview. Prints one summary line; `--screenshot` saves the page with the
+Spark table's preview open.
 
-Failed requests to other hosts than the viz server (kedro-viz asks Google Fonts for its font)
-are reported but not counted, so the check works offline; `--strict-network` counts them.
+Requests to other hosts than the viz server (kedro-viz asks Google Fonts for its font) are
+blocked, so the check runs offline; they are reported, not counted.
 
-Needs the `viz` extra (`pip install -e ".[viz]"`: websocket-client) and a Chromium binary
-(Debian: `apt-get install chromium`). Not part of CI. Usage, from the project root:
+Needs the `viz` extra (`pip install -e ".[viz]"`: playwright), Debian's `chromium`
+(`apt-get install chromium`) and a finished `kedro run` (the previews read its data).
+Not part of CI. Usage, from the project root:
 
     .venv/bin/python scripts/check_viz.py --screenshot build_viz/kedro-viz.png
 """
@@ -18,9 +22,7 @@ Needs the `viz` extra (`pip install -e ".[viz]"`: websocket-client) and a Chromi
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import itertools
 import json
 import logging
 import os
@@ -47,23 +49,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # kedro-viz refuses ports above the registered range (it scans upwards from the one it is given).
 PORT_RANGE = (20000, 49000)
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-# Flags for a sandboxed, offline, throw-away browser.
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-dev-shm-usage",
-)
-# What counts as a drawn graph / layer band in kedro-viz 12's flowchart SVG.
+CHROMIUM_FLAGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic")
+# kedro-viz 12's DOM: flowchart nodes, their labels, the metadata panel and its previews.
 NODE_SELECTOR = ".pipeline-flowchart svg .pipeline-node"
+NODE_LABEL_SELECTOR = ".pipeline-node__text"
 LAYER_SELECTOR = ".pipeline-flowchart svg .pipeline-layer"
+TABLE_CELL_SELECTOR = ".pipeline-metadata__preview .preview-table .preview-table__data"
+PLOT_IMAGE_SELECTOR = ".pipeline-metadata__plot img"
+ROWS_STAT_SELECTOR = '[data-test="metadata-stats-value-rows"]'
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Before the app starts: turn off the onboarding tour, which would cover the graph in screenshots.
 NO_FEATURE_HINTS = """
@@ -85,9 +78,12 @@ class PageReport:
 
     nodes: int = 0
     layers: int = 0
+    table_cells: int = 0
+    table_rows_stat: str | None = None
+    plot_width: int = 0
+    problems: list[str] = field(default_factory=list)  # missing previews and the like
     errors: list[str] = field(default_factory=list)
-    external: list[str] = field(default_factory=list)  # failed requests to other hosts
-    screenshot: bytes | None = None
+    external: list[str] = field(default_factory=list)  # blocked requests to other hosts
 
 
 def free_port(host: str = "127.0.0.1", tries: int = 50) -> int:
@@ -183,142 +179,86 @@ def viz_server(
             _terminate(process)
 
 
-class DevTools:
-    """The few Chrome DevTools protocol calls this check needs, over one websocket."""
-
-    def __init__(self, ws_url: str, timeout: float) -> None:
-        try:
-            import websocket  # websocket-client, from the `viz` extra
-        except ImportError as error:
-            raise CheckError('websocket-client is missing: pip install -e ".[viz]"') from error
-
-        self._ws = websocket.create_connection(ws_url, timeout=timeout, suppress_origin=True)
-        self._ids = itertools.count(1)
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Send one command and return its result; events arriving meanwhile are kept."""
-        message_id = next(self._ids)
-        self._ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self._ws.recv())
-            if message.get("id") == message_id:
-                if "error" in message:
-                    raise CheckError(f"{method}: {message['error']}")
-                return message.get("result", {})
-            if "method" in message:
-                self.events.append(message)
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise CheckError(f"evaluate {expression!r}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._ws.close()
-
-
 def is_external(url: str) -> bool:
     """A URL on another host than the local viz server (data: URLs and the like are local)."""
     host = urllib.parse.urlsplit(url).hostname
     return host is not None and host not in LOOPBACK
 
 
-def console_errors(events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Console errors, uncaught exceptions and browser log errors among the CDP events, split
-    into (errors, failed requests to hosts other than the local server)."""
-    errors, external = [], []
-    for event in events:
-        method, params = event["method"], event.get("params", {})
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            args = params.get("args", [])
-            text = " ".join(str(a.get("value", a.get("description", ""))) for a in args)
-            errors.append(f"console.{params['type']}: {text}")
-        elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            description = details.get("exception", {}).get("description") or details.get("text")
-            errors.append(f"uncaught exception: {description}")
-        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-            entry = params["entry"]
-            text = f"{entry.get('source', 'log')}: {entry.get('text')} {entry.get('url', '')}"
-            if entry.get("source") == "network" and is_external(entry.get("url", "")):
-                external.append(text)
-            else:
-                errors.append(text)
-    return errors, external
+def label_pattern(dataset: str) -> re.Pattern[str]:
+    """kedro-viz shows `bronze_images` as is or, with pretty names on, as `Bronze Images`."""
+    words = r"[ _]".join(re.escape(w) for w in dataset.split("_"))
+    return re.compile(rf"^\s*{words}\s*$", re.IGNORECASE)
 
 
-@contextlib.contextmanager
-def chromium(binary: str, width: int, height: int, timeout: float) -> Iterator[DevTools]:
-    """Headless Chromium with a fresh profile; yields a DevTools client on its first tab."""
-    profile = Path(tempfile.mkdtemp(prefix="check-viz-chromium-"))
-    command = [
-        binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-        "--remote-debugging-address=127.0.0.1", f"--window-size={width},{height}", "about:blank",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    client = None
-    try:
-        # Chromium writes the port it picked (first line) into the profile.
-        port_file = profile / "DevToolsActivePort"
-        port = wait_until(
-            "chromium DevTools",
-            lambda: port_file.exists() and port_file.read_text().split("\n", 1)[0].strip(),
-            timeout,
-            alive=lambda: process.poll() is None,
-        )
-        targets = wait_until(
-            "chromium page target",
-            lambda: [
-                t for t in json.loads(http_get(f"http://127.0.0.1:{port}/json/list"))
-                if t.get("type") == "page"
-            ],
-            timeout,
-        )  # fmt: skip
-        client = DevTools(targets[0]["webSocketDebuggerUrl"], timeout)
-        yield client
-    finally:
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.call("Browser.close")
-            client.close()
-        _terminate(process, grace=5.0)
-        shutil.rmtree(profile, ignore_errors=True)
+def open_node(page: Any, dataset: str, timeout_ms: float) -> None:
+    """Select a flowchart node by its dataset name (D3 listens for the click on the group)."""
+    label = page.locator(NODE_LABEL_SELECTOR, has_text=label_pattern(dataset))
+    node = page.locator(NODE_SELECTOR, has=label).first
+    if node.count() == 0:
+        raise CheckError(f"no flowchart node named {dataset!r}")
+    node.dispatch_event("click")
+    page.wait_for_selector(".pipeline-metadata", timeout=timeout_ms)
 
 
-def inspect_page(
-    devtools: DevTools, url: str, width: int, height: int, timeout: float, settle: float
-) -> PageReport:
-    """Load the page, wait for the flowchart, give late errors `settle` seconds, screenshot."""
-    for domain in ("Page", "Runtime", "Log"):
-        devtools.call(f"{domain}.enable")
-    devtools.call("Page.addScriptToEvaluateOnNewDocument", source=NO_FEATURE_HINTS)
-    devtools.call(
-        "Emulation.setDeviceMetricsOverride",
-        width=width, height=height, deviceScaleFactor=1, mobile=False,
-    )  # fmt: skip
-    navigation = devtools.call("Page.navigate", url=url)
-    if navigation.get("errorText"):
-        raise CheckError(f"opening {url}: {navigation['errorText']}")
-    count = f"document.querySelectorAll({json.dumps(NODE_SELECTOR)}).length"
+def inspect_page(page: Any, url: str, args: argparse.Namespace) -> PageReport:
+    """Load the page, check the flowchart, the Spark table's and the plot's previews."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     report = PageReport()
-    try:
-        report.nodes = wait_until("flowchart nodes", lambda: devtools.evaluate(count), timeout)
-    except CheckError as error:
-        logger.warning("%s", error)
-    time.sleep(settle)
-    devtools.evaluate("0")  # drain the events that arrived while settling
-    report.nodes = int(devtools.evaluate(count) or 0)
-    report.layers = int(
-        devtools.evaluate(f"document.querySelectorAll({json.dumps(LAYER_SELECTOR)}).length") or 0
+    timeout_ms = args.timeout * 1000
+
+    def on_console(message: Any) -> None:
+        if message.type not in ("error", "assert"):
+            return
+        where = (message.location or {}).get("url", "")
+        text = f"console.{message.type}: {message.text} {where}".strip()
+        (report.external if is_external(where) else report.errors).append(text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: report.errors.append(f"uncaught exception: {error}"))
+    page.add_init_script(NO_FEATURE_HINTS)
+    page.route(
+        lambda request_url: is_external(request_url),
+        lambda route: (report.external.append(f"blocked: {route.request.url}"), route.abort()),
     )
-    report.errors, report.external = console_errors(devtools.events)
-    shot = devtools.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
-    report.screenshot = base64.b64decode(shot["data"])
+    page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+    try:
+        page.wait_for_selector(NODE_SELECTOR, timeout=timeout_ms)
+    except PlaywrightTimeout as error:  # reported as an empty flowchart
+        logger.warning("flowchart nodes: %s", error)
+    report.nodes = page.locator(NODE_SELECTOR).count()
+    report.layers = page.locator(LAYER_SELECTOR).count()
+    if report.nodes == 0:
+        report.problems.append("empty flowchart (no node drawn)")
+        return report
+
+    open_node(page, args.dataset, timeout_ms)
+    try:
+        page.wait_for_selector(TABLE_CELL_SELECTOR, timeout=timeout_ms)
+    except PlaywrightTimeout:  # reported below as a missing preview
+        logger.warning("no preview table for %s", args.dataset)
+    report.table_cells = page.locator(TABLE_CELL_SELECTOR).count()
+    if page.locator(ROWS_STAT_SELECTOR).count():
+        report.table_rows_stat = page.locator(ROWS_STAT_SELECTOR).first.inner_text().strip()
+    if report.table_cells == 0:
+        report.problems.append(f"no preview table for {args.dataset} (has `kedro run` written it?)")
+    time.sleep(args.settle)
+    if args.screenshot:
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.screenshot))
+
+    open_node(page, args.plot, timeout_ms)
+    try:
+        page.wait_for_selector(PLOT_IMAGE_SELECTOR, timeout=timeout_ms)
+        report.plot_width = int(
+            page.locator(PLOT_IMAGE_SELECTOR).first.evaluate("img => img.naturalWidth") or 0
+        )
+    except PlaywrightTimeout:  # reported below as a missing preview
+        logger.warning("no plot image for %s", args.plot)
+    if report.plot_width == 0:
+        report.problems.append(f"no rendered image for {args.plot}")
+    time.sleep(args.settle)
     return report
 
 
@@ -329,20 +269,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pipeline", default=None, help="registered pipeline to show")
     parser.add_argument("--port", type=int, default=None, help="default: a free loopback port")
     parser.add_argument("--chromium", default=None, help="Chromium/Chrome binary")
+    parser.add_argument("--dataset", default="bronze_images", help="Spark table to preview")
+    parser.add_argument("--plot", default="correlations_plot", help="plot to preview")
     parser.add_argument("--screenshot", type=Path, default=None, help="save a PNG here")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds for each wait")
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds to watch after load")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds to watch after each")
     parser.add_argument("--size", default="1600x1000", help="viewport WIDTHxHEIGHT")
     parser.add_argument(
         "--ignore", action="append", default=[], metavar="REGEX",
         help="console errors matching this are not failures (repeatable)",
     )  # fmt: skip
-    parser.add_argument(
-        "--strict-network", action="store_true",
-        help="count failed requests to other hosts (fonts, ...) as errors too",
-    )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
+
+
+def run_check(
+    args: argparse.Namespace, binary: str, width: int, height: int
+) -> tuple[PageReport, Path]:
+    """The page report, and the viz server's log (kept when the check fails)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        raise CheckError('playwright is missing: pip install -e ".[viz]"') from error
+    port = args.port or free_port()
+    log = Path(tempfile.mkstemp(prefix="kedro-viz-", suffix=".log")[1])
+    try:
+        with (
+            viz_server(args.project, port, args.env, args.pipeline, args.timeout, log) as url,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(
+                executable_path=binary, headless=True, args=list(CHROMIUM_FLAGS)
+            )
+            try:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                return inspect_page(page, url, args), log
+            finally:
+                browser.close()
+    except CheckError as error:
+        raise CheckError(f"{error} (server log: {log})") from error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,55 +317,40 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     match = re.fullmatch(r"(\d+)x(\d+)", args.size)
-    if not match:
-        print(f"kedro-viz check FAILED: --size {args.size!r} is not WIDTHxHEIGHT")
-        return 1
-    width, height = int(match[1]), int(match[2])
     started = time.monotonic()
     try:
+        if not match:
+            raise CheckError(f"--size {args.size!r} is not WIDTHxHEIGHT")
         binary = find_chromium(args.chromium)
-        port = args.port or free_port()
+        report, log = run_check(args, binary, int(match[1]), int(match[2]))
     except CheckError as error:
-        print(f"kedro-viz check FAILED: {error}")
+        sys.stdout.write(f"kedro-viz check FAILED: {error}\n")
         return 1
-    log = Path(tempfile.mkstemp(prefix="kedro-viz-", suffix=".log")[1])
-    try:
-        with (
-            viz_server(args.project, port, args.env, args.pipeline, args.timeout, log) as url,
-            chromium(binary, width, height, args.timeout) as devtools,
-        ):
-            report = inspect_page(devtools, url, width, height, args.timeout, args.settle)
-    except CheckError as error:
-        print(f"kedro-viz check FAILED: {error} (server log: {log})")
-        return 1
-    if args.screenshot and report.screenshot:
-        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        args.screenshot.write_bytes(report.screenshot)
     ignored = [re.compile(p) for p in args.ignore]
-    seen = report.errors + (report.external if args.strict_network else [])
-    errors = [e for e in seen if not any(p.search(e) for p in ignored)]
+    errors = [e for e in report.errors if not any(p.search(e) for p in ignored)]
     for error in errors:
         logger.error("%s", error)
-    if not args.strict_network:
-        for request in report.external:
-            logger.warning("not counted (other host): %s", request)
-    problems = [f"{len(errors)} console error(s)"] if errors else []
-    if report.nodes == 0:
-        problems.append("empty flowchart (no node drawn)")
+    for request in report.external:
+        logger.info("not counted (other host): %s", request)
+    problems = ([f"{len(errors)} console error(s)"] if errors else []) + report.problems
     summary = (
         f"{report.nodes} flowchart nodes, {report.layers} layer bands, "
-        f"{len(errors)} console errors ({len(seen) - len(errors)} ignored, "
-        f"{0 if args.strict_network else len(report.external)} failed external requests "
-        "not counted), "
+        f"{args.dataset}: {report.table_cells} preview cells, rows {report.table_rows_stat}; "
+        f"{args.plot}: image {report.plot_width} px wide; "
+        f"{len(errors)} console errors ({len(report.errors) - len(errors)} ignored, "
+        f"{len(report.external)} external requests blocked), "
         f"{time.monotonic() - started:.1f} s"
         + (f", screenshot {args.screenshot}" if args.screenshot else "")
     )
     if problems:
         first = f": first error: {errors[0][:300]}" if errors else ""
-        print(f"kedro-viz check FAILED ({'; '.join(problems)}): {summary}{first}")
+        sys.stdout.write(
+            f"kedro-viz check FAILED ({'; '.join(problems)}): {summary}{first} "
+            f"(server log: {log})\n"
+        )
         return 1
     log.unlink(missing_ok=True)
-    print(f"kedro-viz check OK: {summary}")
+    sys.stdout.write(f"kedro-viz check OK: {summary}\n")
     return 0
 
 

@@ -15,7 +15,9 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT
 
-PIPELINES = ["ingestion", "adapter_training", "xai_silver", "ood", "meta_learning"]
+PIPELINES = [
+    "ingestion", "adapter_training", "xai_silver", "ood", "meta_learning", "knowledge_injection",
+]  # fmt: skip
 LAYERS = ["raw", "bronze", "models", "silver", "gold", "reporting"]
 BUILD_TIMEOUT_S = 300
 

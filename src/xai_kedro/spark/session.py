@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
+
 _lock = threading.Lock()
 _settings: dict[str, Any] = {}
+
+LOCAL_DIR = "spark.local.dir"
+_RUN_DIR_PREFIX = "run-"
+_PRIVATE = 0o700  # shuffle and spill files hold image rows: readable by this user only
 
 
 def configure_spark(spark_conf: dict[str, Any]) -> None:
@@ -23,7 +32,19 @@ def configure_spark(spark_conf: dict[str, Any]) -> None:
 
 
 def _builder_options(conf: dict[str, Any]) -> dict[str, str]:
-    options = {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}
+    # `null` in an environment's spark.yml removes a setting it inherits from base (e.g. the
+    # loopback driver host), so Spark falls back to its own default.
+    options = {
+        str(k): str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in conf.items()
+        if v is not None
+    }
+    # The driver JVM logs through this project's log4j2 file: warnings only, no start-up banner.
+    java_options = options.get("spark.driver.extraJavaOptions", "")
+    if "log4j2.configurationFile" not in java_options:
+        options["spark.driver.extraJavaOptions"] = (
+            f"{java_options} -Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}".strip()
+        )
     # Python workers must run the interpreter that runs Kedro (same venv, same torch),
     # unless the cluster config names its own.
     options.setdefault("spark.pyspark.python", sys.executable)
@@ -46,10 +67,68 @@ def get_spark() -> SparkSession:
         if options.get("spark.driver.bindAddress") == "127.0.0.1":
             # Keep local mode on the loopback interface (no public interface lookups).
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        run_dir = _private_local_dir(options)
+        # The driver JVM reads its scratch directory from SPARK_LOCAL_DIRS too (which wins over
+        # the conf key); passed as the conf key, Spark warns on every start that cluster
+        # managers override it. This process's own directory replaces an inherited value.
+        if run_dir is not None:
+            os.environ["SPARK_LOCAL_DIRS"] = options.pop(LOCAL_DIR)
+        elif LOCAL_DIR in options:
+            os.environ.setdefault("SPARK_LOCAL_DIRS", options.pop(LOCAL_DIR))
         builder = SparkSession.builder.appName(app_name)
         for key, value in options.items():
             builder = builder.config(key, value)
         spark = builder.getOrCreate()
+        if run_dir is not None:
+            atexit.register(_remove_run_dir, run_dir)
         spark.sparkContext.setLogLevel("WARN")
         logger.info("Spark %s started: master=%s", spark.version, spark.sparkContext.master)
         return spark
+
+
+def _private_local_dir(options: dict[str, str]) -> Path | None:
+    """Point a local master's `spark.local.dir` at a folder of this process (mode 700) under the
+    configured one (made absolute: the project's data folder by default), after removing the
+    folders that killed runs left behind. Other masters keep what their cluster manager sets."""
+    configured = options.get(LOCAL_DIR)
+    if (
+        not configured
+        or "," in configured
+        or not options.get("spark.master", "").startswith("local")
+    ):
+        return None
+    base = Path(configured).expanduser().resolve()
+    base.mkdir(mode=_PRIVATE, parents=True, exist_ok=True)
+    for stale in base.glob(f"{_RUN_DIR_PREFIX}*"):
+        pid = stale.name.removeprefix(_RUN_DIR_PREFIX)
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            logger.info("Removing Spark scratch space of a finished run: %s", stale)
+            _remove_run_dir(stale, stop_spark=False)
+    run_dir = base / f"{_RUN_DIR_PREFIX}{os.getpid()}"
+    run_dir.mkdir(mode=_PRIVATE, exist_ok=True)
+    options[LOCAL_DIR] = str(run_dir)
+    return run_dir
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove_run_dir(run_dir: Path, stop_spark: bool = True) -> None:
+    """End of the run: stop Spark (its block managers write here) and delete the scratch space."""
+    if stop_spark:
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+    try:
+        shutil.rmtree(run_dir)
+    except FileNotFoundError:
+        return  # already gone (e.g. removed by Spark's own shutdown)
+    except OSError as error:  # at exit: report it, leave the rest of the shutdown alone
+        logger.warning("Could not remove the Spark scratch space %s: %s", run_dir, error)

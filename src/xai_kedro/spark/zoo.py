@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import read_adapter_files
 from xai_kedro.spark.adapter_udfs import make_adapter_udf
+from xai_kedro.spark.progress import counted, track
 from xai_kedro.spark.session import get_spark
 from xai_kedro.spark.stages import BRONZE_INPUT_COLUMNS, SilverStage
 
@@ -27,6 +28,7 @@ def run_zoo(
     split: str,
     partitions: int,
     device: str,
+    compile_settings: dict[str, Any] | None = None,
 ) -> DataFrame:
     """Every adapter of the zoo over every `split` image, through one iterator-UDF pass.
 
@@ -49,11 +51,19 @@ def run_zoo(
     ).first()
     num_classes = int(stats["max_label"]) + 1
     images = bronze_images.filter(F.col("split") == split).select(*BRONZE_INPUT_COLUMNS)
-    udf = make_adapter_udf(stage, broadcast, backbone_manifest, num_classes, device)
-    table = images.repartition(int(partitions), "image_id").mapInPandas(udf, stage.schema)
-    table = table.persist()
-    expected = int(stats["n_images"] or 0) * len(adapter_zoo) * stage.rows_per_pair
-    return check_exactly_once(table, list(stage.keys), expected, stage.name)
+    udf = make_adapter_udf(
+        stage, broadcast, backbone_manifest, num_classes, device, compile_settings
+    )
+    n_images = int(stats["n_images"] or 0)
+    # Executors count the images of each partition; the driver logs them (the check's count
+    # below is the action that runs the UDF).
+    with track(stage.name, n_images, "images scored", spark=spark) as scored:
+        table = images.repartition(int(partitions), "image_id").mapInPandas(
+            counted(udf, scored), stage.schema
+        )
+        table = table.persist()
+        expected = n_images * len(adapter_zoo) * stage.rows_per_pair
+        return check_exactly_once(table, list(stage.keys), expected, stage.name)
 
 
 def check_exactly_once(
