@@ -3,10 +3,13 @@
 DINOv2-B/14 architecture with random weights (no download), 224 px, 37 classes, three DoRA +
 rsLoRA adapters (ranks 4/16/32, query/value/fc1/fc2), K = 16 deletion and insertion steps, the
 nine reference corruptions. Prints forward-equivalents per second, where one (image, adapter)
-is worth 1 + 2K + 9 forward passes (token_drop steps are shorter, which is the point).
+is worth 1 + 2K + 9 forward passes (token_drop steps are shorter, which is the point): (a) a
+naive loop, (b) the engine eager and with its forwards compiled (`core.models.compiled`), (c) the
+compiled plain forward; then each registered explainer's time per image.
 
     python benchmarks/engine_gpu.py                # the real benchmark (GPU)
     python benchmarks/engine_gpu.py --tiny         # smoke run on CPU with a tiny model
+    python benchmarks/engine_gpu.py --tiny --compile-backend eager   # ... without inductor
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import copy
 import functools
 import logging
 import tempfile
+import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +35,15 @@ from xai_kedro.core.adapters import (
     read_adapter_files,
     save_adapter,
 )
-from xai_kedro.core.common.device import pick_device
+from xai_kedro.core.common.device import autocast_for, pick_device
 from xai_kedro.core.models.backbone import build_backbone, freeze
 from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.compiled import MODES, SHAPES, CompileSettings, compile_forwards
 from xai_kedro.core.models.inference import as_uint8_images, images_x255, model_input
 from xai_kedro.core.robustness.ood import evaluate_corruptions
 from xai_kedro.core.robustness.presets import apply_spec, build_specs
 from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.explainers import EXPLAINERS, get_explainer
 from xai_kedro.core.xai.references import (
     eager_copy,
     eager_last_layer_attention,
@@ -131,6 +138,45 @@ def engine(models, images, labels, config: XAIConfig, specs, device, ood_batch: 
     return xai_s, ood_s
 
 
+def compiled_engine(models, images, labels, config, specs, device, ood_batch, settings):
+    """(b) with compiled forwards: compile + warm up on every shape of the run (one adapter,
+    all images: a smaller warm-up would leave the last chunks' shapes to the timed run), then
+    time all adapters. Returns the warm-up seconds and the XAI / OOD seconds. Compiles the
+    models in place, so it runs after every eager measure."""
+    models = [compile_forwards(m, settings, device) for m in models]
+    start = time.perf_counter()
+    engine(models[:1], images, labels, config, specs, device, ood_batch)
+    warm_up_s = time.perf_counter() - start
+    logger.info("compiled engine: compile + warm-up %.1f s", warm_up_s)
+    seconds = engine(models, images, labels, config, specs, device, ood_batch)
+    calls = {}
+    for forward in ("forward_tokens", "forward"):
+        wrappers = [getattr(m, forward) for m in models]
+        eager = sum((w.eager_calls for w in wrappers), Counter())
+        calls[forward] = (sum(w.compiled_calls for w in wrappers), dict(eager))
+        if wrappers[0].shared.failed:
+            logger.error("compiled engine: %s fell back to eager", forward)
+    logger.info("compiled engine calls (compiled, eager by reason): %s", calls)
+    return (warm_up_s, *seconds), calls
+
+
+def explainer_seconds_per_image(model, images, size: int, device) -> dict[str, float]:
+    """Each registered explainer with its default settings on one chunk, clean forward
+    included (as the leaderboard times it): seconds per image, after a warm-up call."""
+    x = model_input(images_x255(as_uint8_images(images), size, device))
+    out = {}
+    for name in sorted(EXPLAINERS):
+        explainer = get_explainer(name)
+        with torch.inference_mode(), autocast_for(device):
+            tokens = model.embed(x)
+            explainer(model, tokens[:2])
+            _sync(device)
+            seconds = _seconds(lambda e=explainer, t=tokens: e(model, t), device)
+        out[name] = seconds / len(images)
+        logger.info("explainer %s: %.2f ms per image", name, 1000 * out[name])
+    return out
+
+
 def forward_ceiling(model, size: int, batch: int, device, iters: int, compile_model: bool) -> float:
     """Images per second of the plain forward on random input: bf16 on CUDA (compiled or
     eager), fp32 on CPU."""
@@ -162,6 +208,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--batch", type=int, default=None, help="engine chunk size (images)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile-backend", default="inductor", help="eager: trace only")
+    parser.add_argument("--compile-mode", default="default", choices=MODES)
+    parser.add_argument("--compile-shapes", default="bucketed", choices=SHAPES)
+    parser.add_argument("--explainer-images", type=int, default=None)
     args = parser.parse_args()
 
     device = pick_device(args.device)
@@ -169,6 +219,7 @@ def main() -> None:
     arch = TINY if args.tiny else BASE
     n_images = args.images or (16 if args.tiny else 1024)
     n_naive = args.naive_images or (2 if args.tiny else 8)
+    n_explain = args.explainer_images or (4 if args.tiny else 32)
     chunk = args.batch or (16 if args.tiny else 256)
     num_classes = 37
     config = Dinov2Config(image_size=size, mlp_ratio=4, **arch)
@@ -198,6 +249,7 @@ def main() -> None:
     xai_fwd, ood_fwd = pairs * (1 + 2 * args.steps), pairs * len(specs)
     engine_rate = (xai_fwd + ood_fwd) / (xai_s + ood_s)
     logger.info("(b) engine: %.1f fwd-eq/s in %.2f s", engine_rate, xai_s + ood_s)
+    explainer_s = explainer_seconds_per_image(models[0], images[:n_explain], size, device)
 
     iters = 3 if args.tiny else 20
     eager_ips = forward_ceiling(models[0], size, chunk, device, iters, compile_model=False)
@@ -213,6 +265,25 @@ def main() -> None:
         ceiling_text = "CPU: not compiled, (b) / (c) uses the eager forward"
     else:
         ceiling_text = compile_error or f"{compiled_ips:,.1f}"
+    logger.info("forward images/s: eager %.1f, (c) compiled %s", eager_ips, ceiling_text)
+
+    settings = CompileSettings(
+        enabled=True,
+        backend=args.compile_backend,
+        mode=args.compile_mode,
+        shapes=args.compile_shapes,
+    )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    (warm_up_s, cxai_s, cood_s), calls = compiled_engine(
+        models, images, labels, xai, specs, device, ood_batch, settings
+    )
+    compiled_peak = (
+        torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    )
+    compiled_rate = (xai_fwd + ood_fwd) / (cxai_s + cood_s)
+    logger.info("(b) compiled engine: %.1f fwd-eq/s in %.2f s", compiled_rate, cxai_s + cood_s)
+
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print_table(
         f"engine_gpu ({'tiny' if args.tiny else 'DINOv2-B/14'}, {card}, commit {commit()})",
@@ -231,6 +302,25 @@ def main() -> None:
             ("(b) / (a) speed-up", f"{engine_rate / naive_rate:,.1f}x"),
             ("engine wall time (s)", f"{xai_s + ood_s:,.2f}"),
             ("peak GPU memory of (b) (GiB)", f"{peak:.2f}"),
+            (
+                "compiled forwards (backend, mode, shapes)",
+                f"{settings.backend}, {settings.mode}, {settings.shapes}",
+            ),
+            *(
+                (f"{forward} calls: compiled / eager (why)", f"{done} / {eager or 0}")
+                for forward, (done, eager) in calls.items()
+            ),
+            ("(b) compiled engine fwd-eq/s", f"{compiled_rate:,.1f}"),
+            ("(b) compiled XAI part fwd-eq/s", f"{xai_fwd / cxai_s:,.1f}"),
+            ("(b) compiled OOD part fwd-eq/s", f"{ood_fwd / cood_s:,.1f}"),
+            ("(b) compiled / (c)", f"{compiled_rate / ceiling:.1%}"),
+            ("(b) compiled / (a) speed-up", f"{compiled_rate / naive_rate:,.1f}x"),
+            ("compile + warm-up of the compiled engine (s)", f"{warm_up_s:,.1f}"),
+            ("peak GPU memory of (b) compiled (GiB)", f"{compiled_peak:.2f}"),
+            *(
+                (f"explainer {name}: ms per image ({n_explain} images, eager)", f"{1000 * s:,.2f}")
+                for name, s in explainer_s.items()
+            ),
         ],
     )
     if compile_error:

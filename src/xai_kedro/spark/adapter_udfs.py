@@ -7,13 +7,14 @@ of the partition's images. The XAI and OOD stages differ only in the `evaluate` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 import torch
 
 from xai_kedro.core.adapters import build_inference_model, read_adapter_meta
+from xai_kedro.core.models.compiled import CompileSettings, compile_forwards
 from xai_kedro.spark.stages import BronzeBatch, SilverStage
 from xai_kedro.spark.worker import (
     ensure_worker_logging,
@@ -37,9 +38,14 @@ def make_adapter_udf(
     backbone_manifest: dict[str, Any],
     num_classes: int,
     device: str = "auto",
+    compile_settings: Mapping[str, Any] | None = None,
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    """A `mapInPandas` body yielding the stage's rows for every (row, adapter) of a partition."""
+    """A `mapInPandas` body yielding the stage's rows for every (row, adapter) of a partition.
+
+    `compile_settings` (parameters `execution.compile`; None = on CUDA only) compiles each
+    merged model's forwards; the graphs are shared by every adapter of the worker process."""
     columns = stage.schema.fieldNames()
+    compiling = CompileSettings.from_dict(compile_settings)  # a bad setting fails on the driver
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         rows = [BronzeBatch.decode(batch) for batch in batches if len(batch)]
@@ -52,7 +58,7 @@ def make_adapter_udf(
         files_by_adapter: dict[str, dict[str, bytes]] = adapters.value
         for adapter_id in sorted(files_by_adapter):
             model = build_inference_model(backbone, files_by_adapter[adapter_id], num_classes)
-            model = model.to(target).eval()
+            model = compile_forwards(model.to(target).eval(), compiling, target)
             crop = eval_crop_of(files_by_adapter[adapter_id])
             for batch in rows:
                 result = stage.evaluate(model, batch.cropped(crop), target)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.core.tiny import tiny_backbone
-from xai_kedro.core.models.classifier import ViTClassifier
+from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
+from xai_kedro.core.models.classifier import ViTClassifier, role_module
 from xai_kedro.core.xai import references
 from xai_kedro.core.xai.attention import last_layer_cls_attention, rollout_matrix
 from xai_kedro.core.xai.explainers import (
@@ -145,3 +145,58 @@ def test_attention_and_rollout_differ_on_a_deep_model(pixels):
 def test_unknown_explainer_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown explainer"):
         get_explainer("gradcam")
+
+
+def _isolated_positions(heat: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """[B, N] bool: importance positions whose value is more than `tolerance` from both
+    neighbours', so an error within `tolerance` cannot move another patch there."""
+    gaps = -heat.sort(dim=1, descending=True).values.diff(dim=1)
+    wide = torch.ones(heat.shape[0], 1, dtype=torch.bool)
+    separated = gaps > tolerance
+    return torch.cat([wide, separated], dim=1) & torch.cat([separated, wide], dim=1)
+
+
+def _under_bf16_autocast_and_fp32(model: ViTClassifier, last_input: torch.Tensor, device: str):
+    """The heatmap of one block input, under bf16 autocast and with autocast off."""
+    with torch.inference_mode():
+        with torch.autocast(device, dtype=torch.bfloat16):
+            bf16 = last_layer_cls_attention(model, last_input)
+        fp32 = last_layer_cls_attention(model, last_input)
+    return bf16, fp32
+
+
+def test_heatmap_is_float32_under_bf16_autocast_on_cpu(pixels):
+    """CPU autocast rounds Linear inputs to bf16 as CUDA does: the scores must not see it."""
+    model = tiny_model(registers=1)
+    with torch.inference_mode():
+        _, last_input = model.encode(model.embed(pixels), return_last_input=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rounded = role_module(model.encoder_layers()[-1], "query")(last_input)
+    assert rounded.dtype == torch.bfloat16  # autocast does act on this layer
+    bf16, fp32 = _under_bf16_autocast_and_fp32(model, last_input, "cpu")
+    assert bf16.dtype == torch.float32
+    torch.testing.assert_close(bf16, fp32, atol=0, rtol=0)
+    np.testing.assert_array_equal(bf16.argsort(dim=1).numpy(), fp32.argsort(dim=1).numpy())
+
+
+@needs_cuda
+def test_cuda_heatmap_patch_order_under_bf16_matches_fp32(pixels, monkeypatch):
+    """Same block input on the GPU: bf16 autocast gives fp32's patch order, and the CPU's."""
+    fp32_on_cuda(monkeypatch)
+    model = tiny_model(registers=1)
+    with torch.inference_mode():
+        _, last_input = model.encode(model.embed(pixels), return_last_input=True)
+        cpu = last_layer_cls_attention(model, last_input)
+    gpu_model = copy.deepcopy(model).cuda()
+    bf16, fp32 = _under_bf16_autocast_and_fp32(gpu_model, last_input.cuda(), "cuda")
+    # autocast is off inside: the very same float32 kernels, so the very same order
+    torch.testing.assert_close(bf16, fp32, atol=0, rtol=0)
+    order = bf16.cpu().argsort(dim=1, descending=True, stable=True)
+    assert torch.equal(order, fp32.cpu().argsort(dim=1, descending=True, stable=True))
+    # against the CPU: equal within fp32 error, so equal order wherever no near-tie exists
+    tolerance = 1e-5
+    torch.testing.assert_close(fp32.cpu(), cpu, atol=tolerance, rtol=0)
+    isolated = _isolated_positions(cpu, tolerance)
+    assert isolated.float().mean() > 0.5  # the check covers most positions
+    order_cpu = cpu.argsort(dim=1, descending=True, stable=True)
+    assert torch.equal(order[isolated], order_cpu[isolated])

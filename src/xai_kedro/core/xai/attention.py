@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xai_kedro.core.models.classifier import ViTClassifier, role_module
@@ -43,20 +44,35 @@ def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     return x.view(b, t, num_heads, width // num_heads).transpose(1, 2)
 
 
+def _project_fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A query/key projection in float32 (call under `fp32`): float32 weights and input.
+
+    Under bf16 autocast a plain Linear would round its input and weights to bf16, and the
+    patch order of the heatmap could then differ from the CPU's; a PEFT-wrapped layer (unmerged
+    adapter) runs as it is, with autocast off and a float32 input.
+    """
+    if type(module) is nn.Linear:
+        bias = None if module.bias is None else module.bias.float()
+        return F.linear(x, module.weight.float(), bias)
+    return module(x)
+
+
 def attention_probs(
     layer: nn.Module, hidden: torch.Tensor, num_heads: int, query_tokens: int | None = None
 ) -> torch.Tensor:
     """Softmax attention [B, heads, Q, T] of one block, from that block's input `hidden`.
 
-    Q is the first `query_tokens` tokens (1 = the CLS row only) or all of them. Scores and softmax
-    are float32 even under bf16 autocast; the softmax runs over ALL tokens, as in the model.
+    Q is the first `query_tokens` tokens (1 = the CLS row only) or all of them. The norm, the
+    query/key projections, the scores and the softmax are all float32 even under bf16 autocast
+    (only the block input itself carries the model's precision); the softmax runs over ALL
+    tokens, as in the model.
     """
-    x = _norm1(layer)(hidden)
-    xq = x if query_tokens is None else x[:, :query_tokens]
-    q = _split_heads(role_module(layer, "query")(xq), num_heads)
-    k = _split_heads(role_module(layer, "key")(x), num_heads)
     with fp32(hidden.device):
-        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+        x = _norm1(layer)(hidden.float())
+        xq = x if query_tokens is None else x[:, :query_tokens]
+        q = _split_heads(_project_fp32(role_module(layer, "query"), xq), num_heads)
+        k = _split_heads(_project_fp32(role_module(layer, "key"), x), num_heads)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
         return torch.softmax(scores, dim=-1)
 
 
