@@ -201,3 +201,14 @@ def test_silver_schemas_follow_the_core_columns():
     assert xai["object_attention_share"].nullable and not xai["gini"].nullable
     ood = ood_stage(build_specs("reference"), 32, 8, 0).schema
     assert ood.fieldNames() == ["image_id", "adapter_id", *OOD_COLUMNS]
+
+
+def test_a_bad_compile_setting_fails_when_the_udf_is_built():
+    """`execution.compile` is checked on the driver, before any task starts."""
+    from xai_kedro.spark.adapter_udfs import make_adapter_udf
+    from xai_kedro.spark.stages import xai_stage
+
+    stage = xai_stage(XAIConfig())
+    make_adapter_udf(stage, None, {}, NUM_CLASSES, "cpu", {"enabled": "auto"})
+    with pytest.raises(ValueError, match="compile.mode"):
+        make_adapter_udf(stage, None, {}, NUM_CLASSES, "cpu", {"mode": "fastest"})

@@ -1,4 +1,4 @@
-"""The two Silver stages as objects: what each computes per (adapter, batch), its schema and keys.
+"""The Silver stages as objects: what each computes per (adapter, batch), its schema and keys.
 
 `spark.zoo.run_zoo` runs any stage over Bronze x zoo; the UDF decodes the Bronze rows once per
 batch and hands each adapter's evaluation crop of them to the stage, so the stage only calls
@@ -22,6 +22,13 @@ from xai_kedro.core.robustness.ood import evaluate_corruptions
 from xai_kedro.core.robustness.presets import CorruptionSpec
 from xai_kedro.core.xai.columns import SILVER_XAI, SILVER_XAI_KEYS
 from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.explainers import configured_explainers
+from xai_kedro.core.xai.leaderboard import (
+    EXPLAINER_SCORE_KEYS,
+    EXPLAINER_SCORES,
+    LeaderboardConfig,
+    score_explainers,
+)
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.schema import struct_of
 
@@ -88,9 +95,16 @@ def xai_stage(config: XAIConfig) -> SilverStage:
 
 
 def ood_stage(
-    specs: Sequence[CorruptionSpec], input_size: int, batch_size: int, base_seed: int
+    specs: Sequence[CorruptionSpec],
+    input_size: int,
+    batch_size: int,
+    base_seed: int,
+    *,
+    name: str = "silver_ood",
+    include_clean: bool = False,
 ) -> SilverStage:
-    """`silver_ood`: one row per (image, adapter, corruption, severity)."""
+    """`silver_ood`: one row per (image, adapter, corruption, severity). With
+    ``include_clean`` (`silver_source`) the unshifted images come first."""
     specs = list(specs)
 
     def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
@@ -104,6 +118,29 @@ def ood_stage(
             device=device,
             batch_size=batch_size,
             base_seed=base_seed,
+            include_clean=include_clean,
         )
 
-    return SilverStage("silver_ood", SILVER_OOD, SILVER_OOD_KEYS, len(specs), evaluate)
+    rows_per_pair = len(specs) + int(include_clean)
+    return SilverStage(name, SILVER_OOD, SILVER_OOD_KEYS, rows_per_pair, evaluate)
+
+
+def leaderboard_stage(config: XAIConfig, board: LeaderboardConfig) -> SilverStage:
+    """`silver_explainer_scores`: one row per (image, adapter, explainer) from
+    `core.xai.leaderboard.score_explainers`, the per-image rows of the explainer leaderboard."""
+    explainers = configured_explainers(board.explainers)
+
+    def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
+        scores = score_explainers(
+            model, batch.images, batch.masks, explainers, config, board.sparsities, device
+        )
+        image_ids = np.asarray(batch.image_ids, dtype=object)[scores["row"].to_numpy()]
+        return scores.drop(columns="row").assign(image_id=image_ids)
+
+    return SilverStage(
+        "silver_explainer_scores",
+        EXPLAINER_SCORES,
+        EXPLAINER_SCORE_KEYS,
+        len(explainers),
+        evaluate,
+    )

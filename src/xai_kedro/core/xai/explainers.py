@@ -1,13 +1,23 @@
-"""The explainer registry: name -> batched function (model, tokens) -> (logits, heatmap).
+"""The explainer registry: name -> batched function (model, tokens, **settings) -> (logits, heatmap).
 
-Every explainer takes the embedded token sequence (so the engine embeds once and reuses the
-embedding for token-drop perturbations) and returns logits and a patch heatmap [B, N] (CLS and
-register tokens excluded, rows sum to 1) from the same forward where it can.
+Every explainer takes the embedded token sequence [B, P + N, D] (so the engine embeds once and
+reuses the embedding for token-drop perturbations) and returns the clean logits [B, C] and a
+patch heatmap [B, N]: CLS and register tokens excluded, non-negative, rows sum to 1. Class-specific
+explainers explain the clean predicted class (label-free, as in RISE).
+
+An explainer is declared once, with `@register_explainer("name")` (like timm's `register_model`):
+its keyword-only arguments with defaults are its settings, which `get_explainer(name, **settings)`
+checks and binds. Adding one touches its source file, its config block and its test; modules
+outside this file are listed in `_BUILTIN_MODULES` so importing the registry registers them.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import torch
 
@@ -20,13 +30,102 @@ from xai_kedro.core.xai.attention import (
 
 
 class Explainer(Protocol):
-    """(model, embedded tokens [B, P + N, D]) -> (logits [B, C], heatmap [B, N]), one forward."""
+    """(model, embedded tokens [B, P + N, D]) -> (logits [B, C], heatmap [B, N])."""
 
     def __call__(
         self, model: ViTClassifier, tokens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
+# name -> the registered function; its keyword-only defaults are its settings.
+EXPLAINERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {}
+
+# Modules holding further explainers; imported at the end of this file so they register.
+_BUILTIN_MODULES = (
+    "xai_kedro.core.xai.gradient",
+    "xai_kedro.core.xai.perturbation",
+    "xai_kedro.core.xai.learned_mask",
+)
+
+
+def register_explainer(name: str) -> Callable[[Callable], Callable]:
+    """Decorator: register `fn(model, tokens, *, setting=default, ...)` under `name`."""
+
+    def decorate(fn: Callable) -> Callable:
+        if name in EXPLAINERS and EXPLAINERS[name] is not fn:
+            raise ValueError(f"explainer {name!r} is already registered")
+        params = list(inspect.signature(fn).parameters.values())
+        positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        if len(positional) != 2:
+            raise TypeError(f"explainer {name!r} must take (model, tokens, *, settings...)")
+        missing = [p.name for p in params[2:] if p.default is inspect.Parameter.empty]
+        if missing:
+            raise TypeError(f"explainer {name!r}: settings {missing} need defaults")
+        EXPLAINERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def explainer_settings(name: str) -> dict[str, Any]:
+    """The settings of explainer `name` with their defaults."""
+    fn = _lookup(name)
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    return {p.name: p.default for p in params}
+
+
+def _lookup(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
+    if name not in EXPLAINERS:
+        raise ValueError(f"Unknown explainer {name!r}; expected one of {sorted(EXPLAINERS)}")
+    return EXPLAINERS[name]
+
+
+def get_explainer(name: str, **settings: Any) -> Explainer:
+    """The explainer `name` with `settings` bound; an unknown setting is an error naming it."""
+    fn = _lookup(name)
+    known = explainer_settings(name)
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        raise ValueError(
+            f"Unknown settings {unknown} for explainer {name!r}; expected some of {sorted(known)}"
+        )
+    for key, value in settings.items():
+        _check_type(name, key, value, known[key])
+    return functools.partial(fn, **settings) if settings else fn
+
+
+def _check_type(name: str, key: str, value: Any, default: Any) -> None:
+    """A setting must have its default's type (an int is a valid float; a bool is no number)."""
+    kind = type(default)
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok:
+        raise ValueError(
+            f"explainer {name!r}: setting {key!r} must be {kind.__name__}, "
+            f"got {type(value).__name__} {value!r}"
+        )
+
+
+def normalised_heatmap(scores: torch.Tensor) -> torch.Tensor:
+    """Patch scores [B, N] -> heatmap: negatives clipped to 0, rows sum to 1; a row with no
+    positive score carries no ranking and becomes uniform."""
+    positive = scores.float().clamp_min(0.0)
+    total = positive.sum(dim=1, keepdim=True)
+    uniform = torch.full_like(positive, 1.0 / max(positive.shape[1], 1))
+    return torch.where(
+        total > 0, positive / total.clamp_min(torch.finfo(total.dtype).tiny), uniform
+    )
+
+
+def configured_explainers(block: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Explainer]:
+    """Parameters block {name: {setting: value} or None} -> {name: bound explainer}, in order."""
+    if not block:
+        raise ValueError("the explainers block is empty; name at least one explainer")
+    return {name: get_explainer(name, **dict(settings or {})) for name, settings in block.items()}
+
+
+@register_explainer("attention")
 def attention_explainer(
     model: ViTClassifier, tokens: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -35,6 +134,7 @@ def attention_explainer(
     return model.head_logits(hidden), last_layer_cls_attention(model, last_input)
 
 
+@register_explainer("rollout")
 def rollout_explainer(
     model: ViTClassifier, tokens: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,13 +149,5 @@ def attention_rollout(model: ViTClassifier, pixel_values: torch.Tensor) -> torch
     return rollout_explainer(model, model.embed(pixel_values))[1]
 
 
-EXPLAINERS: dict[str, Explainer] = {
-    "attention": attention_explainer,
-    "rollout": rollout_explainer,
-}
-
-
-def get_explainer(name: str) -> Explainer:
-    if name not in EXPLAINERS:
-        raise ValueError(f"Unknown explainer {name!r}; expected one of {sorted(EXPLAINERS)}")
-    return EXPLAINERS[name]
+for _module in _BUILTIN_MODULES:
+    importlib.import_module(_module)

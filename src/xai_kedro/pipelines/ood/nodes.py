@@ -44,6 +44,43 @@ def compute_silver_ood(
         split=params.get("split", "test"),
         partitions=int(execution["ood_partitions"]),
         device=execution.get("device", "auto"),
+        compile_settings=execution.get("compile"),
+    )
+
+
+def compute_silver_source(
+    bronze_images: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    backbone_manifest: dict[str, Any],
+    params: dict[str, Any],
+    execution: dict[str, Any],
+) -> DataFrame:
+    """Every adapter on the validation split, clean and under `source_shifts`: the labelled
+    source of the label-free accuracy estimators and of their calibration (never test images)."""
+    specs = build_specs(None, params.get("source_shifts"))
+    split = params.get("source_split", "val")
+    logger.info(
+        "Source-side shifts on the %s split: %s",
+        split,
+        ", ".join(f"{s.corruption}/{s.severity}={s.value}" for s in specs) or "none",
+    )
+    stage = ood_stage(
+        specs,
+        int(backbone_manifest["input_size"]),
+        int(params["batch_size"]),
+        int(params["base_seed"]),
+        name="silver_source",
+        include_clean=True,
+    )
+    return run_zoo(
+        bronze_images,
+        adapter_zoo,
+        backbone_manifest,
+        stage,
+        split=split,
+        partitions=int(execution["ood_partitions"]),
+        device=execution.get("device", "auto"),
+        compile_settings=execution.get("compile"),
     )
 
 

@@ -1,8 +1,10 @@
-"""Thin nodes: Bronze x zoo -> `silver_xai` (iterator Pandas UDF), failure gallery."""
+"""Thin nodes: Bronze x zoo -> `silver_xai` (iterator Pandas UDF), failure gallery, and the
+explainer leaderboard (`silver_explainer_scores` -> Gold `explainer_faithfulness`)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -12,10 +14,12 @@ from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import read_adapter_files
 from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
+from xai_kedro.core.meta.faithfulness import explainer_faithfulness, faithfulness_plot
 from xai_kedro.core.xai.gallery import failure_figure
+from xai_kedro.core.xai.leaderboard import LeaderboardConfig, sample_image_ids
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
-from xai_kedro.spark.stages import xai_stage
+from xai_kedro.spark.stages import leaderboard_stage, xai_stage
 from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
@@ -40,6 +44,7 @@ def compute_silver_xai(
         split=params.get("split", "test"),
         partitions=int(execution["xai_partitions"]),
         device=execution.get("device", "auto"),
+        compile_settings=execution.get("compile"),
     )
 
 
@@ -90,3 +95,61 @@ def failure_gallery(
         )
     logger.info("Failure gallery: %d mistakes over %d adapters", len(wrong), len(figures))
     return figures
+
+
+def _leaderboard_config(params: dict[str, Any]) -> LeaderboardConfig:
+    return LeaderboardConfig.from_dict(
+        {**params["leaderboard"], "explainers": params["explainers"]}
+    )
+
+
+def compute_explainer_scores(
+    bronze_images: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    backbone_manifest: dict[str, Any],
+    params: dict[str, Any],
+    execution: dict[str, Any],
+) -> DataFrame:
+    """Every configured explainer on a stable sample of test images under the selected adapters:
+    one row per (image, adapter, explainer). The curves follow the predicted class, the class
+    the explainers explain, whatever `engine.target` says."""
+    config = XAIConfig.from_dict(
+        {"input_size": backbone_manifest["input_size"], **params["engine"]}
+    )
+    config = replace(config, target="predicted")
+    board = _leaderboard_config(params)
+    chosen = board.select_adapters(adapter_zoo["adapter_id"].tolist())
+    split = params.get("split", "test")
+    ids = [
+        r.image_id
+        for r in bronze_images.filter(F.col("split") == split).select("image_id").collect()
+    ]
+    sample = sample_image_ids(ids, board.images_per_adapter, board.seed)
+    logger.info(
+        "Explainer leaderboard: %d explainers x %d %s images x %d adapters",
+        len(board.explainers),
+        len(sample),
+        split,
+        len(chosen),
+    )
+    return run_zoo(
+        bronze_images.filter(F.col("image_id").isin(sample)),
+        adapter_zoo[adapter_zoo["adapter_id"].isin(chosen)],
+        backbone_manifest,
+        leaderboard_stage(config, board),
+        split=split,
+        partitions=int(execution["xai_partitions"]),
+        device=execution.get("device", "auto"),
+        compile_settings=execution.get("compile"),
+    )
+
+
+def build_explainer_faithfulness(
+    silver_explainer_scores: DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, Figure]:
+    """Gold `explainer_faithfulness` (means with bootstrap intervals, ranks) and its figure."""
+    board = _leaderboard_config(params)
+    table = explainer_faithfulness(
+        silver_explainer_scores.toPandas(), n_boot=board.n_boot, alpha=board.alpha, seed=board.seed
+    )
+    return table, faithfulness_plot(table)

@@ -1,6 +1,11 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import compute_silver_xai, failure_gallery
+from .nodes import (
+    build_explainer_faithfulness,
+    compute_explainer_scores,
+    compute_silver_xai,
+    failure_gallery,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -28,6 +33,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="failure_gallery",
                 name="failure_gallery",
+            ),
+            node(
+                compute_explainer_scores,
+                inputs=[
+                    "bronze_images",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "params:xai_silver",
+                    "params:execution",
+                ],
+                outputs="silver_explainer_scores",
+                name="compute_explainer_scores",
+            ),
+            node(
+                build_explainer_faithfulness,
+                inputs=["silver_explainer_scores", "params:xai_silver"],
+                outputs=["explainer_faithfulness", "explainer_faithfulness_plot"],
+                name="build_explainer_faithfulness",
             ),
         ],
         namespace="xai_silver",

@@ -1,0 +1,120 @@
+"""Fidelity+ and Fidelity- against sparsity, and their areas, for a chunk of images.
+
+After Wang et al. (2024, "TVE: Learning Meta-attribution for Transferable Vision Explainer"),
+who report Fidelity+/- against sparsity curves and their areas. At sparsity s the top
+n_s = round(s N) patches of the heatmap (importance order, ties by lower index) are
+
+* removed:     Fidelity+(s) = p(x) - p(x without them)   (higher = more faithful),
+* kept alone:  Fidelity-(s) = p(x) - p(only them)        (lower = more faithful),
+
+with p the target class probability. Differences of probabilities are bounded in [-1, 1]. The
+curves run on the deletion curves' machinery (`curves`): the same perturbation (token drop or
+pixel baseline), the same scorer, every distinct kept count one batched forward. The area is the
+trapezoid over the true fractions n_s / N divided by their range, so it is a mean level in
+[-1, 1]. A level that leaves no patch scores the same empty input as the deletion curves
+(`XAIConfig.empty_input`: each image's blurred copy by default); the default sparsities leave
+out s = 0 and s = 1 altogether.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from xai_kedro.core.xai.curves import (
+    _CLEAN,
+    _ChunkScorer,
+    _job_key,
+    _keep_mask,
+    _kept_indices,
+    importance_order,
+    pixel_baseline,
+)
+
+DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class FidelityCurves:
+    """Fidelity+/- of a chunk at the sparsity levels (true fractions n_s / N)."""
+
+    sparsity: torch.Tensor  # [S] float64
+    plus: torch.Tensor  # [B, S] float64
+    minus: torch.Tensor  # [B, S] float64
+
+
+def check_sparsities(sparsities: Sequence[float]) -> tuple[float, ...]:
+    """Strictly increasing levels in [0, 1], at least two (an area needs a range)."""
+    levels = tuple(float(s) for s in sparsities)
+    if len(levels) < 2:
+        raise ValueError(f"fidelity sparsities need at least two levels, got {list(levels)}")
+    if any(not 0.0 <= s <= 1.0 for s in levels):
+        raise ValueError(f"fidelity sparsities must lie in [0, 1], got {list(levels)}")
+    if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+        raise ValueError(f"fidelity sparsities must increase strictly, got {list(levels)}")
+    return levels
+
+
+def sparsity_counts(n_patches: int, sparsities: Sequence[float]) -> list[int]:
+    """n_s = round(s N), halves rounding up (as the deletion steps)."""
+    return [int(s * n_patches + 0.5) for s in check_sparsities(sparsities)]
+
+
+def fidelity_curves(
+    scorer: _ChunkScorer,
+    pixel_values: torch.Tensor,
+    tokens: torch.Tensor,
+    heatmap: torch.Tensor,
+    target: torch.Tensor,
+    lp_clean: torch.Tensor,
+    sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+) -> FidelityCurves:
+    """Fidelity+/- curves of one chunk; arguments as `curves._curves` (lp_clean: log p(x))."""
+    b, n = heatmap.shape
+    counts = sparsity_counts(n, sparsities)
+    plus_keys = [_job_key("del", c, n) for c in counts]
+    minus_keys = [_job_key("ins", c, n) for c in counts]
+    jobs = [k for k in dict.fromkeys(plus_keys + minus_keys) if k != _CLEAN]
+    logp: dict[tuple[str, int], torch.Tensor] = {_CLEAN: lp_clean}
+    empty = ("del", n)
+    if scorer.config.empty_input == "blur" and empty in jobs:  # as the deletion curves
+        jobs.remove(empty)
+        logp[empty] = scorer.blurred(pixel_values, target)
+    order = importance_order(heatmap)
+    if scorer.config.perturbation == "token_drop":
+        by_count: dict[int, list[tuple[str, int]]] = {}
+        for key in jobs:
+            kept = n - key[1] if key[0] == "del" else key[1]
+            by_count.setdefault(kept, []).append(key)
+        for group in by_count.values():
+            kept = torch.cat([_kept_indices(key, order) for key in group])
+            scores = scorer.token_drop(tokens, kept, target).view(len(group), b)
+            logp.update(zip(group, scores, strict=True))
+    elif jobs:
+        baseline = pixel_baseline(pixel_values, scorer.config)
+        rank = torch.argsort(order, dim=1)
+        keep = torch.cat([_keep_mask(key, rank) for key in jobs])
+        scores = scorer.pixel(pixel_values, baseline, keep, target).view(len(jobs), b)
+        logp.update(zip(jobs, scores, strict=True))
+    p_clean = torch.exp(lp_clean.double())[:, None]
+    plus = p_clean - torch.exp(torch.stack([logp[k] for k in plus_keys], dim=1).double())
+    minus = p_clean - torch.exp(torch.stack([logp[k] for k in minus_keys], dim=1).double())
+    fractions = torch.tensor(counts, dtype=torch.float64, device=plus.device) / n
+    return FidelityCurves(fractions, plus, minus)
+
+
+def curve_area(curve: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Trapezoid area of [B, S] over x [S] divided by the x range: a mean level per row."""
+    width = float(x[-1] - x[0])
+    if width <= 0:
+        raise ValueError(
+            f"the sparsity levels give one patch count only ({x.tolist()}); use a wider range"
+        )
+    return torch.trapezoid(curve, x, dim=1) / width
+
+
+def fidelity_areas(curves: FidelityCurves) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Fidelity+ area, Fidelity- area), each [B] float64."""
+    return curve_area(curves.plus, curves.sparsity), curve_area(curves.minus, curves.sparsity)
