@@ -66,6 +66,12 @@ TINY_PARAMETERS = {
     },
     "execution": {"threads_per_training_job": 1, "xai_partitions": 2, "ood_partitions": 2},
     "xai_silver": {"engine": {"steps": 4}},
+    "knowledge_injection": {
+        "adapters": ["linear_probe", "r2_qv"],
+        "generator": {"per_failure": 2, "max_failures_per_adapter": 4},
+        "measure": {"n_bootstrap": 50},
+        "gallery": {"failures": 2, "generated_per_failure": 2},
+    },
     "meta_learning": {
         "meta_learners": {
             "n_bootstrap": 30,
@@ -80,6 +86,20 @@ TINY_PARAMETERS = {
         "accuracy_estimation": {"regressor": {"n_estimators": 20}},
     },
 }
+
+
+# Fixtures that start Spark or a Kedro session: a test that uses one (directly or through
+# another fixture) is an integration test; `pytest -m "not integration"` runs the pure library.
+INTEGRATION_FIXTURES = frozenset({"spark", "tiny_run", "tiny_project"})
+INTEGRATION_DIRS = ("pipelines", "viz", "notebooks")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests").parts
+        uses = INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if uses or parts[0] in INTEGRATION_DIRS or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -43,3 +43,42 @@ def test_staged_rows_without_validation_split_are_an_error(tmp_path):
     frame.to_parquet(tmp_path / "staged.parquet")
     with pytest.raises(ValueError, match="'train' and 'val'"):
         read_training_rows(str(tmp_path / "staged.parquet"))
+
+
+def _complete_adapter(directory, config_hash: str) -> None:
+    """A finished adapter directory as `save_adapter` leaves it (files + COMPLETE marker)."""
+    import json
+
+    from xai_kedro.core.common.hashing import sha256_file
+
+    directory.mkdir(parents=True)
+    (directory / "head.safetensors").write_bytes(b"head")
+    (directory / "adapter_meta.json").write_text(json.dumps({"config_hash": config_hash}))
+    files = {
+        p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in directory.iterdir()
+    }
+    (directory / "COMPLETE").write_text(json.dumps({"config_hash": config_hash, "files": files}))
+
+
+def test_planning_skips_adapters_trained_on_the_same_rows_only(tmp_path):
+    from xai_kedro.core.adapters import AdapterConfig, config_hash
+    from xai_kedro.spark.training_jobs import plan_training_jobs, training_data_fingerprint
+
+    frame, _ = bronze_like(6, ["train", "val"])
+    rows = frame.assign(content_hash=[f"h{i}" for i in range(6)])
+    weights = tmp_path / "backbone"
+    weights.mkdir()
+    (weights / "config.json").write_text('{"model_type": "dinov2"}')
+    (weights / "model.safetensors").write_bytes(b"weights")
+    manifest = {"source": str(weights)}
+    fingerprint = training_data_fingerprint(rows, manifest)
+    more = pd.concat([rows, rows.iloc[:1].assign(image_id="ki-extra")], ignore_index=True)
+    assert training_data_fingerprint(more, manifest) != fingerprint  # one added image counts
+    configs = [AdapterConfig(adapter_id="a", rank=2), AdapterConfig(adapter_id="b", rank=4)]
+    _complete_adapter(tmp_path / "zoo" / "a", config_hash(configs[0], fingerprint))
+    jobs, done = plan_training_jobs(configs, fingerprint, tmp_path / "zoo", num_classes=3)
+    assert list(done) == ["a"] and [j["config"]["adapter_id"] for j in jobs] == ["b"]
+    jobs, done = plan_training_jobs(
+        configs, training_data_fingerprint(more, manifest), tmp_path / "zoo", num_classes=3
+    )
+    assert not done and len(jobs) == 2  # other rows: retrained

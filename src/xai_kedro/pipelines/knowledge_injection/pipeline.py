@@ -1,0 +1,128 @@
+from kedro.pipeline import Pipeline, node, pipeline
+
+from xai_kedro.pipelines.ood.nodes import compute_silver_ood
+from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
+
+from .nodes import (
+    build_knowledge_injection,
+    diagnose_failures,
+    generate_training_images,
+    knowledge_injection_gallery,
+    plot_knowledge_injection,
+    refine_adapters,
+    write_knowledge_injection_report,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                diagnose_failures,
+                inputs=[
+                    "bronze_images",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "params:xai_silver",
+                    "params:knowledge_injection",
+                    "params:ingestion.source",
+                    "params:execution",
+                ],
+                outputs=["injection_failures", "injection_failure_profile"],
+                name="diagnose_failures",
+            ),
+            node(
+                generate_training_images,
+                inputs=[
+                    "injection_failures",
+                    "bronze_images",
+                    "params:knowledge_injection",
+                    "params:ingestion.source",
+                ],
+                outputs="knowledge_injection_images",
+                name="generate_training_images",
+            ),
+            node(
+                refine_adapters,
+                inputs=[
+                    "bronze_images",
+                    "knowledge_injection_images",
+                    "backbone_manifest",
+                    "params:adapter_training.zoo",
+                    "params:knowledge_injection",
+                    "params:execution",
+                ],
+                outputs="injection_adapter_zoo",
+                name="refine_adapters",
+            ),
+            # The refined adapters go through the very Silver stages the zoo went through.
+            node(
+                compute_silver_xai,
+                inputs=[
+                    "bronze_images",
+                    "injection_adapter_zoo",
+                    "backbone_manifest",
+                    "params:xai_silver",
+                    "params:execution",
+                ],
+                outputs="injection_silver_xai",
+                name="score_refined_xai",
+            ),
+            node(
+                compute_silver_ood,
+                inputs=[
+                    "bronze_images",
+                    "injection_adapter_zoo",
+                    "backbone_manifest",
+                    "params:ood",
+                    "params:execution",
+                ],
+                outputs="injection_silver_ood",
+                name="score_refined_ood",
+            ),
+            node(
+                build_knowledge_injection,
+                inputs=[
+                    "silver_xai",
+                    "silver_ood",
+                    "injection_silver_xai",
+                    "injection_silver_ood",
+                    "injection_adapter_zoo",
+                    "params:knowledge_injection",
+                ],
+                outputs="knowledge_injection",
+                name="build_knowledge_injection",
+            ),
+            node(
+                plot_knowledge_injection,
+                inputs="knowledge_injection",
+                outputs="knowledge_injection_plot",
+                name="plot_knowledge_injection",
+            ),
+            node(
+                knowledge_injection_gallery,
+                inputs=[
+                    "injection_failures",
+                    "knowledge_injection_images",
+                    "bronze_images",
+                    "adapter_zoo",
+                    "params:knowledge_injection",
+                ],
+                outputs="knowledge_injection_gallery",
+                name="knowledge_injection_gallery",
+            ),
+            node(
+                write_knowledge_injection_report,
+                inputs=[
+                    "injection_failure_profile",
+                    "knowledge_injection",
+                    "knowledge_injection_images",
+                    "params:knowledge_injection",
+                ],
+                outputs="knowledge_injection_report",
+                name="write_knowledge_injection_report",
+            ),
+        ],
+        namespace="knowledge_injection",
+        prefix_datasets_with_namespace=False,
+    )
