@@ -1,4 +1,5 @@
-"""Per-adapter accuracy estimation: ATC, DoC on hand cases; leave-one-adapter-out regressor."""
+"""Per-adapter accuracy estimation: families and folds, the regressor, the long and summary
+tables on a synthetic zoo whose robustness is planted in one XAI feature."""
 
 from __future__ import annotations
 
@@ -7,108 +8,178 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import softmax
 
 from xai_kedro.core.meta import estimation
 from xai_kedro.core.meta.estimation import (
     ESTIMATION_COLUMNS,
+    METHODS,
     accuracy_estimation,
+    adapter_families,
     aggregate_adapter_features,
-    atc_predict,
-    atc_threshold,
-    doc_predict,
-    label_free_estimates,
-    leave_one_adapter_out,
+    family_folds,
+    family_grouped_predictions,
     ood_accuracy_by_condition,
     ood_accuracy_per_adapter,
 )
+from xai_kedro.core.meta.estimation_summary import SUMMARY_COLUMNS, estimation_summary
+from xai_kedro.core.meta.label_free import label_free_predictions
 
-SOURCE = np.array([0.9, 0.1, 0.8, 0.3, 1.0, 0.2, 0.7, 0.5, 0.6, 0.4])
-CORRECT = np.array([1, 0, 1, 0, 1, 1, 1, 0, 1, 1], dtype=bool)  # 7 of 10
-
-
-def test_atc_threshold_makes_fraction_above_equal_accuracy() -> None:
-    t = atc_threshold(SOURCE, CORRECT)
-    assert t == pytest.approx(0.3)  # sorted: 0.1 0.2 0.3 | 0.4 ... 1.0 -> 7 above 0.3
-    assert np.greater(SOURCE, t).mean() == pytest.approx(CORRECT.mean())
+CORRUPTIONS = {"noise": 1.0, "blur": 0.6}
+SEVERITIES = ("1", "2", "3")
+FAST = {"regressor": {"n_estimators": 25}, "n_bootstrap": 100}
 
 
-def test_atc_prediction_on_shifted_target() -> None:
-    target = np.array([0.05, 0.25, 0.35, 0.9, 0.15, 0.31, 0.29, 0.6])  # 4 of 8 above 0.3
-    assert atc_predict(SOURCE, CORRECT, target) == pytest.approx(0.5)
-    # every source sample correct -> threshold below everything -> predicts 100 %
-    assert atc_threshold(SOURCE, np.ones(10, bool)) == -np.inf
-    assert atc_predict(SOURCE, np.ones(10, bool), target) == 1.0
-    # none correct -> threshold at the maximum
-    assert atc_predict(SOURCE, np.zeros(10, bool), np.array([0.5, 1.5])) == 0.5
+def _prediction_rows(
+    rng: np.random.Generator, labels: np.ndarray, margin: float, spread: float
+) -> dict[str, np.ndarray | list]:
+    """Logits with the true class ``margin`` ahead on average, and the columns derived."""
+    n, k = labels.size, 4
+    logits = rng.normal(0.0, spread, (n, k))
+    logits[np.arange(n), labels] += margin
+    p = softmax(logits, axis=1)
+    top2 = np.sort(p, axis=1)[:, -2:]
+    pred = p.argmax(axis=1)
+    return {
+        "label": labels,
+        "pred": pred,
+        "confidence": top2[:, 1],
+        "margin": top2[:, 1] - top2[:, 0],
+        "pred_entropy": -(p * np.log(p)).sum(axis=1),
+        "is_correct": pred == labels,
+        "logits": list(logits),
+    }
 
 
-def test_doc_prediction_by_hand() -> None:
-    src_conf = np.array([0.9, 0.7, 0.8, 0.8])  # mean 0.8
-    src_ok = np.array([1, 1, 0, 1])  # accuracy 0.75
-    tgt_conf = np.array([0.5, 0.7])  # mean 0.6 -> 0.75 - (0.8 - 0.6) = 0.55
-    assert doc_predict(src_conf, src_ok, tgt_conf) == pytest.approx(0.55)
+def make_zoo(
+    n_families: int = 6, seeds: int = 2, n_images: int = 80, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(silver_xai, silver_ood, silver_source) of a zoo of ``n_families`` configs x ``seeds``.
 
-
-def test_estimators_reject_bad_input() -> None:
-    with pytest.raises(ValueError, match="NaN"):
-        atc_predict(SOURCE, CORRECT, np.array([0.5, np.nan]))
-    with pytest.raises(ValueError, match="one value per"):
-        doc_predict(SOURCE, CORRECT[:3], SOURCE)
-
-
-def _hand_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
-    xai = pd.DataFrame(
-        {
-            "image_id": [f"i{k}" for k in range(10)],
-            "adapter_id": "a",
-            "is_correct": CORRECT,
-            "confidence": SOURCE,
-            "pred_entropy": 1 - SOURCE,  # negative entropy orders like confidence
-        }
+    Each family has a clean margin and a fragility; a fragile adapter loses more margin under
+    shift and has a higher clean attention entropy, so the XAI profile carries the signal.
+    """
+    rng = np.random.default_rng(seed)
+    xai, ood, src = [], [], []
+    images = [f"img{i:03d}" for i in range(n_images)]
+    labels = rng.integers(0, 4, n_images)
+    val_images = [f"val{i:03d}" for i in range(n_images)]
+    val_labels = rng.integers(0, 4, n_images)
+    for f in range(n_families):
+        margin_f, fragility_f = rng.uniform(2.5, 4.0), rng.uniform(0.2, 1.2)
+        for s in range(seeds):
+            adapter = f"fam{f}_s{s}"
+            margin = margin_f + rng.normal(0, 0.1)
+            fragility = fragility_f + rng.normal(0, 0.03)
+            clean = _prediction_rows(rng, labels, margin, 1.0)
+            xai.append(
+                pd.DataFrame(
+                    {
+                        "image_id": images,
+                        "adapter_id": adapter,
+                        **clean,
+                        "attn_entropy": 0.4 + 0.4 * fragility + rng.normal(0, 0.03, n_images),
+                        "gini": rng.uniform(0.2, 0.6, n_images),
+                        "deletion_auc": rng.uniform(0.2, 0.6, n_images),
+                        "insertion_auc": rng.uniform(0.5, 0.9, n_images),
+                    }
+                ).drop(columns="logits")
+            )
+            val = _prediction_rows(rng, val_labels, margin, 1.0)
+            src.append(
+                pd.DataFrame({"image_id": val_images, "adapter_id": adapter, **val}).assign(
+                    corruption="clean", severity="none"
+                )
+            )
+            for level in (1, 2):  # source-side synthetic shifts for the calibrations
+                shifted = _prediction_rows(rng, val_labels, margin - 0.8 * level * fragility, 1.2)
+                src.append(
+                    pd.DataFrame({"image_id": val_images, "adapter_id": adapter, **shifted}).assign(
+                        corruption="source_jitter", severity=str(level)
+                    )
+                )
+            for corruption, strength in CORRUPTIONS.items():
+                for level, severity in enumerate(SEVERITIES, start=1):
+                    loss = strength * level * fragility
+                    rows = _prediction_rows(rng, labels, margin - loss, 1.0 + 0.1 * level)
+                    ood.append(
+                        pd.DataFrame({"image_id": images, "adapter_id": adapter, **rows}).assign(
+                            corruption=corruption, severity=severity
+                        )
+                    )
+    return (
+        pd.concat(xai, ignore_index=True),
+        pd.concat(ood, ignore_index=True),
+        pd.concat(src, ignore_index=True),
     )
-    target = np.array([0.05, 0.25, 0.35, 0.9, 0.15, 0.31, 0.29, 0.6])
-    ood = pd.DataFrame(
-        {
-            "image_id": [f"i{k}" for k in range(8)],
-            "adapter_id": "a",
-            "corruption": ["blur"] * 4 + ["noise"] * 4,
-            "severity": "heavy",
-            "is_correct": [1, 0, 1, 0, 0, 0, 0, 1],
-            "confidence": target,
-            "pred_entropy": 1 - target,
-        }
-    ).astype({"is_correct": bool})
-    return xai, ood
 
 
-def test_label_free_estimates_per_adapter_and_condition() -> None:
-    xai, ood = _hand_tables()
-    per_adapter = label_free_estimates(xai, ood).iloc[0]
-    assert per_adapter["atc_pred"] == pytest.approx(0.5)
-    assert per_adapter["atc_ne_pred"] == pytest.approx(0.5)
-    assert per_adapter["doc_pred"] == pytest.approx(0.7 - (SOURCE.mean() - ood.confidence.mean()))
-    assert per_adapter["measured_ood_accuracy"] == pytest.approx(3 / 8)
-    per_cond = label_free_estimates(xai, ood, by=("adapter_id", "corruption", "severity"))
-    assert list(per_cond["corruption"]) == ["blur", "noise"]
-    assert list(per_cond["atc_pred"]) == pytest.approx([0.5, 0.5])  # 0.35,0.9 | 0.31,0.6
-    with pytest.raises(ValueError, match="adapter_id"):
-        label_free_estimates(xai, ood, by=("corruption",))
+@pytest.fixture(scope="module")
+def zoo() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return make_zoo()
 
 
-def test_ood_accuracy_tables() -> None:
-    _, ood = _hand_tables()
-    assert ood_accuracy_per_adapter(ood)["a"] == pytest.approx(3 / 8)
-    cond = ood_accuracy_by_condition(ood)
-    assert list(cond["accuracy"]) == pytest.approx([0.5, 0.25])
-    assert list(cond["n"]) == [4, 4]
+@pytest.fixture(scope="module")
+def table(zoo: tuple[pd.DataFrame, ...]) -> pd.DataFrame:
+    xai, ood, src = zoo
+    return accuracy_estimation(xai, ood, src, params=FAST, seed=0)
 
 
-def test_aggregate_adapter_features(silver: tuple[pd.DataFrame, ...]) -> None:
-    xai = silver[0]
+def test_families_strip_the_seed_token() -> None:
+    fam = adapter_families(
+        ["r8_qv_s0", "r8_qv_s1", "r16_a32_dora_rs_s2_lr0.001", "probe"], r"_s[0-9]+(?=_|$)"
+    )
+    assert list(fam) == ["r8_qv", "r8_qv", "r16_a32_dora_rs_lr0.001", "probe"]
+    with pytest.raises(ValueError, match="family_pattern"):
+        adapter_families(["a"], "(")
+
+
+def test_family_folds_never_split_a_family() -> None:
+    rng = np.random.default_rng(3)
+    families = rng.choice(["a", "b", "c", "d", "e"], size=40)
+    folds = family_folds(families)
+    assert len(folds) == 5
+    tested = np.concatenate([test for _, test in folds])
+    assert sorted(tested) == list(range(40))  # every adapter predicted exactly once
+    for train, test in folds:
+        assert set(families[train]).isdisjoint(families[test])
+        assert len(set(families[test])) == 1
+
+
+def test_grouped_regressor_never_trains_on_a_sibling(monkeypatch: pytest.MonkeyPatch) -> None:
+    fits: list[np.ndarray] = []
+
+    class Recording(estimation.RandomForestRegressor):
+        def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: None = None) -> Recording:
+            fits.append(np.asarray(X)[:, 0].copy())
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(estimation, "RandomForestRegressor", Recording)
+    families = np.array(["a", "a", "b", "b", "c"])
+    X = np.arange(5.0)[:, None]  # the row index identifies the adapter
+    y = np.array([0.9, 0.9, 0.5, 0.5, 0.1])
+    pred = family_grouped_predictions(X, y, families, {"regressor": {"n_estimators": 10}})
+    assert len(fits) == 3
+    for fitted, (_, test) in zip(fits, family_folds(families), strict=True):
+        assert set(fitted.astype(int)).isdisjoint(test)
+    # a forest predicts averages of training targets: family a (0.9) cannot be reached if its
+    # siblings were really held out, and multi-output targets keep their shape
+    assert np.all(pred[:2] <= 0.5 + 1e-12)
+    multi = family_grouped_predictions(X, np.c_[y, 1 - y], families, FAST)
+    assert multi.shape == (5, 2)
+
+
+def test_grouped_regressor_needs_two_families(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        pred = family_grouped_predictions(np.zeros((4, 1)), np.ones(4), ["a"] * 4, FAST)
+    assert np.isnan(pred).all() and "families" in caplog.text
+
+
+def test_aggregate_adapter_features(zoo: tuple[pd.DataFrame, ...]) -> None:
+    xai = zoo[0]
     agg = aggregate_adapter_features(xai, ["attn_entropy", "gini"], (10, 50, 90))
-    assert len(agg) == xai.adapter_id.nunique()
-    one = xai[xai.adapter_id == "lora_r8"]
-    row = agg.set_index("adapter_id").loc["lora_r8"]
+    one = xai[xai.adapter_id == "fam2_s1"]
+    row = agg.set_index("adapter_id").loc["fam2_s1"]
     assert row["attn_entropy_mean"] == pytest.approx(one.attn_entropy.mean())
     assert row["gini_std"] == pytest.approx(one.gini.std(ddof=1))
     assert row["attn_entropy_p90"] == pytest.approx(np.quantile(one.attn_entropy, 0.9))
@@ -116,52 +187,133 @@ def test_aggregate_adapter_features(silver: tuple[pd.DataFrame, ...]) -> None:
     assert row["n_images"] == len(one)
 
 
-def test_leave_one_out_never_trains_on_the_predicted_adapter(
-    monkeypatch: pytest.MonkeyPatch,
+def test_measured_accuracy_tables(zoo: tuple[pd.DataFrame, ...]) -> None:
+    ood = zoo[1]
+    per = ood_accuracy_per_adapter(ood)
+    assert per["fam0_s0"] == pytest.approx(ood[ood.adapter_id == "fam0_s0"].is_correct.mean())
+    cond = ood_accuracy_by_condition(ood)
+    assert len(cond) == 12 * 6 and (cond["n"] == 80).all()
+
+
+def test_estimation_table_is_complete_and_consistent(
+    zoo: tuple[pd.DataFrame, ...], table: pd.DataFrame
 ) -> None:
-    fits: list[np.ndarray] = []
+    assert list(table.columns) == list(ESTIMATION_COLUMNS)
+    assert set(table["method"]) == set(METHODS)
+    assert not table.duplicated(["adapter_id", "method", "shift"]).any()
+    assert set(table["level"]) == {"condition", "corruption", "overall"}
+    per_method = table.groupby("method").size()
+    assert (per_method == 12 * (6 + 2 + 1)).all()  # 12 adapters x (6 conditions + 2 + all)
+    overall = table[(table.level == "overall") & (table.method == "ac")].set_index("adapter_id")
+    measured = zoo[1].groupby("adapter_id")["is_correct"].mean()
+    assert overall["measured_accuracy"].to_dict() == pytest.approx(measured.to_dict())
+    ac = zoo[1].groupby("adapter_id")["confidence"].mean()
+    assert overall["predicted_accuracy"].to_dict() == pytest.approx(ac.to_dict())
+    src = zoo[2][zoo[2].corruption == "clean"].groupby("adapter_id")["is_correct"].mean()
+    assert overall["clean_accuracy"].to_dict() == pytest.approx(src.to_dict())
+    expected = (table["predicted_accuracy"] - table["measured_accuracy"]).abs() * 100
+    assert table["abs_error_points"].to_numpy() == pytest.approx(expected.to_numpy())
+    assert table["predicted_accuracy"].notna().all()
+    assert set(table["family"]) == {f"fam{f}" for f in range(6)}
 
-    class Recording(estimation.RandomForestRegressor):
-        def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: None = None) -> Recording:
-            fits.append(np.asarray(y).copy())
-            return super().fit(X, y, sample_weight)
 
-    monkeypatch.setattr(estimation, "RandomForestRegressor", Recording)
-    y = np.array([0.9, 0.8, 0.7, 0.1])
-    X = np.array([[0.0], [1.0], [2.0], [3.0]])
-    pred = leave_one_adapter_out(X, y, {"regressor": {"n_estimators": 10}}, seed=0)
-    assert len(fits) == 4
-    for i, fitted_y in enumerate(fits):
-        assert sorted(fitted_y) == sorted(np.delete(y, i))  # exactly the others
-    # a random forest predicts averages of its training targets: the outlier adapter (0.1) can
-    # only be predicted from the others if it was really left out
-    assert pred[3] >= 0.7 - 1e-12
-    assert np.all(pred[:3] <= 0.9 + 1e-12)
+def test_corruption_rows_are_means_of_their_conditions(table: pd.DataFrame) -> None:
+    cond = table[(table.level == "condition") & (table.corruption == "blur")]
+    mean = cond.groupby(["method", "adapter_id"])["predicted_accuracy"].mean()
+    blur = table[table["shift"] == "blur"].set_index(["method", "adapter_id"])
+    assert blur["predicted_accuracy"].to_dict() == pytest.approx(mean.to_dict())
 
 
-def test_leave_one_out_needs_three_adapters(caplog: pytest.LogCaptureFixture) -> None:
+def test_planted_signal_favours_the_xai_regressor(table: pd.DataFrame) -> None:
+    overall = table[table.level == "overall"]
+    mae = overall.groupby("method")["abs_error_points"].mean()
+    # robustness is planted in attn_entropy only: the profile that sees it must beat the
+    # confidence-only ablation, which sees clean confidence (uninformative about fragility)
+    assert mae["meta_regressor_xai"] < mae["meta_regressor_conf"]
+
+
+def test_summary_has_intervals_and_paired_differences(table: pd.DataFrame) -> None:
+    summary = estimation_summary(table, FAST, seed=0)
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert set(summary["shift"]) == {"all", "noise", "blur"}
+    assert summary["level"].iloc[0] == "overall"  # overall rows first
+    row = summary[(summary["method"] == "doc") & (summary["shift"] == "all")].iloc[0]
+    rows = table[(table.method == "doc") & (table["shift"] == "all")]
+    assert row["mae_points"] == pytest.approx(rows["abs_error_points"].mean())
+    assert row["max_abs_error_points"] == pytest.approx(rows["abs_error_points"].max())
+    assert row["n_adapters"] == 12 and row["n_families"] == 6
+    assert row["mae_ci_low"] <= row["mae_points"] <= row["mae_ci_high"]
+    meta = table[(table.method == "meta_regressor") & (table["shift"] == "all")]
+    assert row["mae_minus_meta_points"] == pytest.approx(
+        rows["abs_error_points"].mean() - meta["abs_error_points"].mean()
+    )
+    self_row = summary[(summary.method == "meta_regressor") & (summary["shift"] == "all")]
+    assert self_row["mae_minus_meta_points"].iloc[0] == pytest.approx(0.0)
+    assert summary["spearman_rho"].between(-1, 1).all()
+
+
+def test_without_source_table_only_the_clean_test_rows_serve(
+    zoo: tuple[pd.DataFrame, ...], caplog: pytest.LogCaptureFixture
+) -> None:
+    xai, ood, _ = zoo
     with caplog.at_level(logging.WARNING):
-        pred = leave_one_adapter_out(np.zeros((2, 1)), np.array([0.5, 0.6]))
-    assert np.isnan(pred).all() and "min_adapters" in caplog.text
+        out = accuracy_estimation(xai, ood.drop(columns="logits"), None, params=FAST)
+    methods = set(out["method"])
+    assert {"ac", "doc", "atc_mc", "atc_ne", "aline_d", "meta_regressor"} <= methods
+    assert not methods & {"cot", "nuclear_norm", "mano"}
+    assert "no logits" in caplog.text
 
 
-def test_accuracy_estimation_table(
-    silver: tuple[pd.DataFrame, ...], fast_estimation_params: dict
-) -> None:
-    xai, ood, _ = silver
-    out = accuracy_estimation(xai, ood, None, fast_estimation_params, seed=0)
-    assert list(out.columns) == list(ESTIMATION_COLUMNS)
-    assert len(out) == 4
-    measured = ood.groupby("adapter_id")["is_correct"].mean()
-    assert out.set_index("adapter_id")["measured_ood_accuracy"].to_dict() == pytest.approx(
-        measured.to_dict()
+def test_label_free_predictions_match_direct_calls(zoo: tuple[pd.DataFrame, ...]) -> None:
+    _, ood, src = zoo
+    one = ood[ood.adapter_id == "fam1_s0"]
+    source = src[(src.adapter_id == "fam1_s0") & (src.corruption == "clean")]
+    out = label_free_predictions(one, source, None, ["atc_mc"])
+    tgt = one[(one.corruption == "noise") & (one.severity == "2")]
+    direct = estimation.atc_predict(source.confidence, source.is_correct, tgt.confidence)
+    got = out[(out.corruption == "noise") & (out.severity == "2")]["predicted_accuracy"]
+    assert got.iloc[0] == pytest.approx(direct)
+
+
+def test_bad_settings_name_themselves(zoo: tuple[pd.DataFrame, ...]) -> None:
+    xai, ood, src = zoo
+    with pytest.raises(ValueError, match="accuracy_estimation param"):
+        accuracy_estimation(xai, ood, src, params={"n_trees": 3})
+    with pytest.raises(ValueError, match="unknown estimator"):
+        accuracy_estimation(xai, ood, src, params={"estimators": ["oracle"]})
+    with pytest.raises(ValueError, match="clean_shift"):
+        accuracy_estimation(xai, ood, src, params={**FAST, "clean_shift": "pristine"})
+
+
+def test_calibration_leaves_out_the_target_corruption(zoo: tuple[pd.DataFrame, ...]) -> None:
+    from xai_kedro.core.meta import estimators as E
+
+    _, ood, src = zoo
+    one = ood[ood.adapter_id == "fam3_s1"]
+    rows = src[src.adapter_id == "fam3_s1"].copy()
+    # the level-2 source shift pretends to be "noise": a noise target must not calibrate on it
+    rows.loc[rows.severity == "2", "corruption"] = "noise"
+    clean, shifted = rows[rows.corruption == "clean"], rows[rows.corruption != "clean"]
+    out = label_free_predictions(one, clean, shifted, ["nuclear_norm"])
+    sets = {c: E.PredictionSet.from_rows(g) for c, g in rows.groupby("corruption")}
+
+    def expected(target: pd.DataFrame, calibration: list) -> float:
+        return E.ESTIMATORS["nuclear_norm"].fn(
+            sets["clean"], E.PredictionSet.from_rows(target, labelled=False), calibration
+        )
+
+    for corruption, cal in (
+        ("noise", [sets["clean"], sets["source_jitter"]]),
+        ("blur", [sets["clean"], sets["source_jitter"], sets["noise"]]),
+    ):
+        tgt = one[(one.corruption == corruption) & (one.severity == "3")]
+        got = out[(out.corruption == corruption) & (out.severity == "3")]["predicted_accuracy"]
+        assert got.iloc[0] == pytest.approx(expected(tgt, cal)), corruption
+    kept = label_free_predictions(
+        one, clean, shifted, ["nuclear_norm"], exclude_target_corruption=False
     )
-    for m in ("meta_regressor", "atc", "atc_ne", "doc"):
-        assert out[f"{m}_pred"].between(0, 1.2).all(), m
-        expected = (out[f"{m}_pred"] - out["measured_ood_accuracy"]).abs() * 100
-        assert out[f"{m}_abs_err"].to_numpy() == pytest.approx(expected.to_numpy())
-    two = accuracy_estimation(
-        xai[xai.adapter_id.isin(["lora_r4", "lora_r8"])], ood, None, fast_estimation_params
+    tgt = one[(one.corruption == "noise") & (one.severity == "3")]
+    got = kept[(kept.corruption == "noise") & (kept.severity == "3")]["predicted_accuracy"]
+    assert got.iloc[0] == pytest.approx(
+        expected(tgt, [sets["clean"], sets["source_jitter"], sets["noise"]])
     )
-    assert len(two) == 2 and two["meta_regressor_pred"].isna().all()
-    assert two["atc_pred"].notna().all()

@@ -94,3 +94,22 @@ def test_cuda_bf16_predictions_agree_with_cpu_fp32(images):
     assert sure.mean() > 0.5
     np.testing.assert_array_equal(gpu["pred"][sure], cpu["pred"][sure])
     np.testing.assert_allclose(gpu["confidence"], cpu["confidence"], atol=0.02)
+
+
+def test_source_rows_start_clean_and_carry_the_logits(images):
+    """`silver_source` rows: the unshifted images first; every row keeps its logit vector."""
+    pixels, labels = images
+    model = tiny_model(0)
+    rows = evaluate_corruptions(
+        model, pixels, labels, IDS, SPECS[:2], batch_size=18, include_clean=True
+    )
+    assert len(rows) == 3 * len(IDS)
+    assert rows["corruption"].tolist()[: len(IDS)] == ["clean"] * len(IDS)
+    assert rows["image_id"].tolist() == IDS * 3
+    logits = np.stack(rows["logits"])
+    clean = inference.predict_logits(model, pixels).numpy()
+    np.testing.assert_allclose(logits[: len(IDS)], clean, rtol=1e-5, atol=1e-5)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probs.max(axis=1), rows["confidence"], rtol=1e-5)
+    np.testing.assert_array_equal(logits.argmax(axis=1), rows["pred"])

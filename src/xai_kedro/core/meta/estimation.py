@@ -1,27 +1,26 @@
-"""Per-adapter OOD accuracy estimation: seed 000's meta-regressor and label-free baselines.
+"""Per-adapter OOD accuracy estimation: the XAI meta-regressor against label-free estimators.
 
-Seed 000 (section 4.1) aggregates Silver features per adapter into a vector x_k and trains a
-RandomForest regressor f with y_k^OOD = f(x_k). With a handful of adapters the only honest
-evaluation is leave-one-adapter-out: adapter k is predicted by a model that never saw it.
+The framework's promise (Gold layer, per-adapter task): aggregate each adapter's label-free
+clean-image profile into one vector x_k (mean, std and percentiles of every feature over its
+clean test images) and predict its accuracy under shift, y_k = f(x_k), with a RandomForest
+regressor. The zoo holds near-duplicates (the seeds of one config), so validation holds out
+whole **config families**: an adapter is predicted by a model that saw none of its siblings.
+The ablation fits the same regressor on confidence aggregates only and on XAI aggregates only.
 
-Two published label-free estimators are the yardstick, both fitted on the clean (labelled) test
-split and applied to the unlabelled corrupted predictions of the same adapter:
-- ATC (Garg et al. 2022, "Leveraging unlabeled data to predict out-of-distribution
-  performance"): pick t on the source so that the fraction of scores > t equals the source
-  accuracy; predict the target accuracy as the fraction of target scores > t. Score = max
-  softmax (ATC-MC) or negative predictive entropy (ATC-NE).
-- DoC (Guillory et al. 2021, "Predicting with confidence on unseen distributions"):
-  target accuracy = source accuracy - (mean source confidence - mean target confidence).
-
-The core works on adapter level only, as specified; ``label_free_estimates`` also accepts finer
-groupings (adapter, corruption, severity) for the two baselines. Using such rows as additional
-regression samples would let one adapter appear in train and test, so it is not done here.
+The yardstick is the label-free estimators of ``estimators.py`` (AC, DoC, ATC-MC/NE, COT,
+nuclear norm, MaNo, agreement-on-the-line), each computed per (adapter, corruption, severity)
+from the adapter's own source predictions (clean validation split) and its unlabelled shifted
+predictions. Per corruption and overall, predictions and measured accuracies are means over the
+conditions (equal image counts). The summary reports, per method and shift, MAE and max absolute
+error in accuracy points and Spearman's rank correlation with bootstrap intervals over adapters
+(whole families resampled), and the paired MAE difference to the meta-regressor.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,29 +28,81 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
-from xai_kedro.core.meta.features import XAI_SET, default_feature_sets, require_columns
-from xai_kedro.core.meta.stats import as_binary
+from xai_kedro.core.meta.estimators import (
+    ESTIMATORS,
+    atc_predict,
+    atc_threshold,
+    doc_predict,
+    get_estimator,
+)
+from xai_kedro.core.meta.features import CONFIDENCE_FEATURES, XAI_FEATURES, require_columns
+from xai_kedro.core.meta.label_free import label_free_predictions
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "DEFAULT_ESTIMATION_PARAMS",
+    "ESTIMATION_COLUMNS",
+    "METHODS",
+    "METHOD_LABELS",
+    "accuracy_estimation",
+    "adapter_families",
+    "aggregate_adapter_features",
+    "atc_predict",
+    "atc_threshold",
+    "doc_predict",
+    "family_folds",
+    "family_grouped_predictions",
+    "ood_accuracy_by_condition",
+    "ood_accuracy_per_adapter",
+    "resolve_estimation_params",
+]
+
+META_REGRESSOR = "meta_regressor"  # XAI + confidence aggregates (the framework's estimator)
+META_CONFIDENCE = "meta_regressor_conf"  # ablation: confidence aggregates only
+META_XAI = "meta_regressor_xai"  # ablation: XAI aggregates only
+REGRESSORS = (META_REGRESSOR, META_CONFIDENCE, META_XAI)
+METHODS: tuple[str, ...] = (*REGRESSORS, *ESTIMATORS)
+METHOD_LABELS: dict[str, str] = {
+    META_REGRESSOR: "Meta-regressor (XAI + confidence)",
+    META_CONFIDENCE: "Meta-regressor (confidence only)",
+    META_XAI: "Meta-regressor (XAI only)",
+    **{name: e.label for name, e in ESTIMATORS.items()},
+}
+OVERALL = "all"  # shift name of the pooled row
+LEVELS = ("condition", "corruption", "overall")
+
 DEFAULT_ESTIMATION_PARAMS: dict[str, Any] = {
-    # seed 000 names the model (RandomForest regressor) but no hyperparameters
+    # the framework names the model (RandomForest regressor) but no hyperparameters
     "regressor": {"n_estimators": 200, "min_samples_leaf": 1},
     "percentiles": [10, 50, 90],  # per-adapter feature percentiles (plus mean and std)
-    "min_adapters": 3,  # leave-one-out needs >= 2 training adapters
-    "include_confidence": True,  # regressor also sees clean accuracy and mean confidence
+    "min_adapters": 3,  # below this the regressors and agreement-on-the-line are NaN
     "n_jobs": 1,
+    "estimators": list(ESTIMATORS),  # label-free estimators to run (estimators.ESTIMATORS)
+    # removed from adapter_id to name its config family (the seeds of one config): `_s0`
+    "family_pattern": r"_s[0-9]+(?=_|$)",
+    "clean_shift": "clean",  # corruption name of the unshifted rows of silver_source
+    "n_bootstrap": 1000,
+    "ci_alpha": 0.05,
+    "aline_clip": 0.001,  # agreement / accuracy rates are clipped to [c, 1 - c] before probit
+    # nuclear norm / MaNo: calibrate a target corruption on source shifts of other corruptions
+    "exclude_target_corruption": True,
 }
 
-METHODS = ("meta_regressor", "atc", "atc_ne", "doc")
 ESTIMATION_COLUMNS = (
     "adapter_id",
-    "n_images",
-    "n_ood_rows",
+    "family",
+    "method",
+    "shift",
+    "level",
+    "corruption",
+    "severity",
+    "predicted_accuracy",
+    "measured_accuracy",
+    "error_points",
+    "abs_error_points",
     "clean_accuracy",
-    "measured_ood_accuracy",
-    *(f"{m}_pred" for m in METHODS),
-    *(f"{m}_abs_err" for m in METHODS),
+    "n_target_rows",
 )
 
 
@@ -60,35 +111,16 @@ def resolve_estimation_params(params: Mapping[str, Any] | None = None) -> dict[s
     out = copy.deepcopy(DEFAULT_ESTIMATION_PARAMS)
     for key, value in (params or {}).items():
         if key not in out:
-            raise ValueError(f"unknown estimation param {key!r}; known: {sorted(out)}")
+            raise ValueError(
+                f"unknown meta_learning.accuracy_estimation param {key!r}; known: {sorted(out)}"
+            )
         out[key] = {**out[key], **value} if key == "regressor" else copy.deepcopy(value)
+    for name in out["estimators"]:
+        get_estimator(name)  # an unknown name fails here, naming the registry
     return out
 
 
-def aggregate_adapter_features(
-    silver_xai: pd.DataFrame,
-    features: Sequence[str] | None = None,
-    percentiles: Sequence[float] = (10, 50, 90),
-) -> pd.DataFrame:
-    """One row per adapter: mean, std, and percentiles of each feature over its clean images,
-    plus clean accuracy, mean confidence and the image count (seed 000's x_k)."""
-    if features is None:
-        features = default_feature_sets(silver_xai)[XAI_SET]
-    require_columns(silver_xai, ["adapter_id", "is_correct", "confidence", *features], "silver_xai")
-    g = silver_xai.groupby("adapter_id", sort=True)
-    parts: dict[str, pd.Series] = {
-        "n_images": g.size(),
-        "clean_accuracy": g["is_correct"].mean().astype(float),
-        "mean_confidence": g["confidence"].mean(),
-    }
-    for f in features:
-        parts[f"{f}_mean"] = g[f].mean()
-        parts[f"{f}_std"] = g[f].std(ddof=1)
-        for q in percentiles:
-            parts[f"{f}_p{q:g}"] = g[f].quantile(q / 100.0)
-    return pd.DataFrame(parts).rename_axis("adapter_id").reset_index()
-
-
+# ------------------------------------------------------------------ measured accuracy
 def ood_accuracy_per_adapter(silver_ood: pd.DataFrame) -> pd.Series:
     """Mean OOD correctness per adapter over all corruptions and severities."""
     require_columns(silver_ood, ["adapter_id", "is_correct"], "silver_ood")
@@ -107,137 +139,206 @@ def ood_accuracy_by_condition(silver_ood: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _finite(values: Any, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN/inf values")
-    return arr
+# ------------------------------------------------------------------ families and folds
+def adapter_families(adapter_ids: Sequence[str], pattern: str) -> pd.Series:
+    """adapter_id -> config family: the id with every match of ``pattern`` removed (the seed
+    token by default, so `r8_qv_s0` and `r8_qv_s1` are one family)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"accuracy_estimation.family_pattern {pattern!r}: {exc}") from exc
+    ids = pd.Index(adapter_ids, name="adapter_id")
+    return pd.Series([rx.sub("", a) or a for a in ids], index=ids, name="family")
 
 
-def atc_threshold(source_score: Any, source_correct: Any) -> float:
-    """Threshold t with #(source scores > t) = #correct, i.e. fraction above t = accuracy.
-
-    Any t in [s_(n-k), s_(n-k+1)) works for sorted scores s and k correct samples; we take the
-    lower end, s_(n-k) (-inf when every sample is correct). Ties at the boundary make the
-    equality unreachable; the fraction above t is then a little below the accuracy.
-    """
-    s = np.sort(_finite(source_score, "source_score"))
-    correct = as_binary(source_correct, "source_correct")
-    if correct.shape != s.shape or not np.isfinite(correct).all():
-        raise ValueError("source_correct must be finite 0/1 values, one per source score")
-    k = int(round(correct.sum()))
-    n = s.size
-    t = float(s[n - k - 1]) if k < n else float("-inf")
-    if 0 < k < n and s[n - k - 1] == s[n - k]:
-        logger.debug("ATC: tie at the threshold; source fraction above t < accuracy")
-    return t
+def family_folds(families: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-family-out folds (train, test) over row positions, families in sorted order."""
+    fam = np.asarray(families, dtype=object)
+    return [(np.flatnonzero(fam != f), np.flatnonzero(fam == f)) for f in sorted(set(fam))]
 
 
-def atc_predict(source_score: Any, source_correct: Any, target_score: Any) -> float:
-    """ATC estimate of target accuracy: fraction of target scores above the source threshold."""
-    t = atc_threshold(source_score, source_correct)
-    return float((_finite(target_score, "target_score") > t).mean())
-
-
-def doc_predict(source_confidence: Any, source_correct: Any, target_confidence: Any) -> float:
-    """DoC estimate: source accuracy minus the drop in mean confidence from source to target."""
-    src = _finite(source_confidence, "source_confidence")
-    acc = as_binary(source_correct, "source_correct")
-    if acc.shape != src.shape:
-        raise ValueError("source_correct must have one value per source confidence")
-    tgt = _finite(target_confidence, "target_confidence")
-    return float(acc.mean() - (src.mean() - tgt.mean()))
-
-
-def label_free_estimates(
-    silver_xai: pd.DataFrame,
-    silver_ood: pd.DataFrame,
-    by: Sequence[str] = ("adapter_id",),
-) -> pd.DataFrame:
-    """Measured vs ATC-MC, ATC-NE and DoC accuracy per group of OOD rows (``by`` must start
-    with adapter_id: each adapter's own clean predictions are its source)."""
-    by = list(by)
-    if not by or by[0] != "adapter_id":
-        raise ValueError(f"'by' must start with 'adapter_id', got {by}")
-    require_columns(silver_xai, ["adapter_id", "is_correct", "confidence"], "silver_xai")
-    require_columns(silver_ood, [*by, "is_correct", "confidence"], "silver_ood")
-    has_ne = "pred_entropy" in silver_xai.columns and "pred_entropy" in silver_ood.columns
-    sources = dict(tuple(silver_xai.groupby("adapter_id", sort=False)))
-    rows = []
-    for key, tgt in silver_ood.groupby(by, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        row: dict[str, Any] = dict(zip(by, key, strict=True))
-        row["n_ood_rows"] = len(tgt)
-        row["measured_ood_accuracy"] = float(tgt["is_correct"].mean())
-        src = sources.get(key[0])
-        if src is None:
-            logger.warning("adapter %s has OOD rows but no clean rows; no ATC/DoC", key[0])
-            row.update(atc_pred=np.nan, atc_ne_pred=np.nan, doc_pred=np.nan)
-            rows.append(row)
-            continue
-        ok = src["is_correct"].to_numpy()
-        row["atc_pred"] = atc_predict(src["confidence"], ok, tgt["confidence"])
-        row["atc_ne_pred"] = (
-            atc_predict(-src["pred_entropy"], ok, -tgt["pred_entropy"]) if has_ne else np.nan
-        )
-        row["doc_pred"] = doc_predict(src["confidence"], ok, tgt["confidence"])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def leave_one_adapter_out(
-    X: np.ndarray, y: np.ndarray, params: Mapping[str, Any] | None = None, seed: int = 0
+def family_grouped_predictions(
+    X: np.ndarray,
+    Y: np.ndarray,
+    families: Sequence[str],
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
-    """Prediction for each row from a RandomForestRegressor fitted on all other rows.
-
-    Fewer than ``min_adapters`` rows give NaN (with a warning): the regressor would learn from
-    one adapter or none.
-    """
+    """Out-of-family predictions of a (multi-output) RandomForestRegressor: each family is
+    predicted by a forest fitted on all other families. NaN (with a warning) with fewer than
+    ``min_adapters`` adapters or a single family."""
     p = resolve_estimation_params(params)
     X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if X.ndim != 2 or X.shape[0] != y.size:
-        raise ValueError(f"X must be 2-D with one row per target, got {X.shape} and {y.shape}")
-    pred = np.full(y.size, np.nan)
-    if y.size < int(p["min_adapters"]):
+    Y = np.asarray(Y, dtype=float)
+    Y2 = Y.reshape(len(Y), -1)
+    if X.ndim != 2 or X.shape[0] != Y2.shape[0] or len(families) != X.shape[0]:
+        raise ValueError(f"X {X.shape}, Y {Y.shape} and {len(families)} families must align")
+    pred = np.full(Y2.shape, np.nan)
+    folds = family_folds(families)
+    if X.shape[0] < int(p["min_adapters"]) or len(folds) < 2:
         logger.warning(
-            "accuracy estimation: %d adapters < min_adapters=%d; meta-regressor is NaN",
-            y.size,
+            "accuracy estimation: %d adapters in %d families (min_adapters=%d, need >= 2 "
+            "families); meta-regressor is NaN",
+            X.shape[0],
+            len(folds),
             p["min_adapters"],
         )
-        return pred
-    for i in range(y.size):
-        others = np.arange(y.size) != i
+        return pred.reshape(Y.shape)
+    for train, test in folds:
         reg = RandomForestRegressor(random_state=seed, n_jobs=p["n_jobs"], **p["regressor"])
-        reg.fit(X[others], y[others])
-        pred[i] = float(reg.predict(X[i : i + 1])[0])
-    return pred
+        reg.fit(X[train], Y2[train] if Y2.shape[1] > 1 else Y2[train, 0])
+        pred[test] = reg.predict(X[test]).reshape(len(test), -1)
+    return pred.reshape(Y.shape)
+
+
+# ------------------------------------------------------------------ features
+def aggregate_adapter_features(
+    silver_xai: pd.DataFrame,
+    features: Sequence[str] | None = None,
+    percentiles: Sequence[float] = (10, 50, 90),
+) -> pd.DataFrame:
+    """One row per adapter: mean, std and percentiles of each feature over its clean images,
+    plus clean accuracy and the image count (the framework's x_k)."""
+    if features is None:
+        features = [f for f in (*XAI_FEATURES, *CONFIDENCE_FEATURES) if f in silver_xai.columns]
+    require_columns(silver_xai, ["adapter_id", "is_correct", *features], "silver_xai")
+    g = silver_xai.groupby("adapter_id", sort=True)
+    parts: dict[str, pd.Series] = {
+        "n_images": g.size(),
+        "clean_accuracy": g["is_correct"].mean().astype(float),
+    }
+    for f in features:
+        parts[f"{f}_mean"] = g[f].mean()
+        parts[f"{f}_std"] = g[f].std(ddof=1)
+        for q in percentiles:
+            parts[f"{f}_p{q:g}"] = g[f].quantile(q / 100.0)
+    return pd.DataFrame(parts).rename_axis("adapter_id").reset_index()
+
+
+def _columns_of(agg: pd.DataFrame, features: Sequence[str]) -> list[str]:
+    return [c for c in agg.columns if any(c.startswith(f"{f}_") for f in features)]
+
+
+# ------------------------------------------------------------------ the estimation table
+def _split_source(
+    silver_source: pd.DataFrame | None, silver_xai: pd.DataFrame, clean_shift: str
+) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """(clean source rows, shifted source rows, where the source came from)."""
+    if silver_source is None or silver_source.empty:
+        logger.warning(
+            "no source (validation) predictions: the clean test rows of silver_xai are the "
+            "source and nothing is calibrated on source-side shifts"
+        )
+        return silver_xai, None, "clean test split (silver_xai)"
+    require_columns(silver_source, ["corruption"], "silver_source")
+    clean = silver_source["corruption"] == clean_shift
+    if not clean.any():
+        raise ValueError(
+            f"silver_source has no rows with corruption == {clean_shift!r} "
+            "(accuracy_estimation.clean_shift)"
+        )
+    return silver_source[clean], silver_source[~clean], "validation split"
+
+
+def _aggregate_levels(cond: pd.DataFrame) -> pd.DataFrame:
+    """Condition rows plus per-corruption and overall means of predicted and measured accuracy."""
+    keys = ["adapter_id", "method"]
+    cond = cond.assign(
+        shift=cond["corruption"].astype(str) + "/" + cond["severity"].astype(str),
+        level="condition",
+    )
+    values = {"predicted_accuracy": "mean", "measured_accuracy": "mean", "n_target_rows": "sum"}
+    # a NaN prediction in any condition makes the aggregate NaN (no silent partial means)
+    agg = {**values, "predicted_accuracy": lambda s: s.mean() if s.notna().all() else np.nan}
+    per_corruption = cond.groupby([*keys, "corruption"], sort=True).agg(agg).reset_index()
+    per_corruption = per_corruption.assign(shift=per_corruption["corruption"], level="corruption")
+    overall = cond.groupby(keys, sort=True).agg(agg).reset_index()
+    overall = overall.assign(shift=OVERALL, level="overall", corruption=OVERALL)
+    return pd.concat([cond, per_corruption, overall], ignore_index=True)
 
 
 def accuracy_estimation(
     silver_xai: pd.DataFrame,
     silver_ood: pd.DataFrame,
+    silver_source: pd.DataFrame | None = None,
     features: Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per adapter: measured OOD accuracy, leave-one-adapter-out meta-regressor, ATC-MC,
-    ATC-NE and DoC predictions, and each method's absolute error in accuracy points (x100)."""
+    """Long table, one row per (adapter, method, shift): predicted and measured OOD accuracy
+    and the error in accuracy points, at condition, corruption and overall level.
+
+    ``features``: label-free XAI features of the profile (default: every declared label-free XAI
+    metric present). Ground-truth features (object-mask share) never enter the regressor.
+    """
     p = resolve_estimation_params(params)
-    agg = aggregate_adapter_features(silver_xai, features, p["percentiles"])
-    baselines = label_free_estimates(silver_xai, silver_ood, by=("adapter_id",))
-    missing = sorted(set(agg["adapter_id"]) ^ set(baselines["adapter_id"]))
-    if missing:
-        logger.warning("adapters %s are in only one of silver_xai/silver_ood; skipped", missing)
-    df = agg.merge(baselines, on="adapter_id", how="inner").reset_index(drop=True)
-    reg_cols = [c for c in agg.columns if c not in ("adapter_id", "n_images")]
-    if not p["include_confidence"]:
-        reg_cols = [c for c in reg_cols if c not in ("clean_accuracy", "mean_confidence")]
-    df["meta_regressor_pred"] = leave_one_adapter_out(
-        df[reg_cols].to_numpy(dtype=float), df["measured_ood_accuracy"].to_numpy(), p, seed
+    source, calibration, origin = _split_source(silver_source, silver_xai, p["clean_shift"])
+    logger.info("accuracy estimation: source = %s", origin)
+    xai_features = [f for f in (features or XAI_FEATURES) if f in silver_xai.columns]
+    conf_features = [f for f in CONFIDENCE_FEATURES if f in silver_xai.columns]
+    measured = ood_accuracy_by_condition(silver_ood).rename(
+        columns={"accuracy": "measured_accuracy", "n": "n_target_rows"}
     )
-    for m in METHODS:
-        df[f"{m}_abs_err"] = (df[f"{m}_pred"] - df["measured_ood_accuracy"]).abs() * 100.0
-    return df[list(ESTIMATION_COLUMNS)]
+    agg = aggregate_adapter_features(silver_xai, [*xai_features, *conf_features], p["percentiles"])
+    source_acc = source.groupby("adapter_id")["is_correct"].mean().astype(float)
+    agg["clean_accuracy"] = agg["adapter_id"].map(source_acc)
+    adapters = sorted(set(agg["adapter_id"]) & set(measured["adapter_id"]))
+    dropped = sorted(set(agg["adapter_id"]) ^ set(measured["adapter_id"]))
+    if dropped:
+        logger.warning("adapters %s are in only one of silver_xai/silver_ood; skipped", dropped)
+    agg = agg.set_index("adapter_id").loc[adapters]
+    measured = measured[measured["adapter_id"].isin(adapters)]
+    families = adapter_families(adapters, p["family_pattern"])
+
+    target = measured.pivot_table(
+        index="adapter_id", columns=["corruption", "severity"], values="measured_accuracy"
+    ).loc[adapters]
+    if target.isna().any().any():
+        raise ValueError("silver_ood: every adapter needs every (corruption, severity) condition")
+    regressor_inputs = {
+        META_REGRESSOR: [*_columns_of(agg, xai_features + conf_features), "clean_accuracy"],
+        META_CONFIDENCE: [*_columns_of(agg, conf_features), "clean_accuracy"],
+        META_XAI: _columns_of(agg, xai_features),
+    }
+    frames = []
+    for method, cols in regressor_inputs.items():
+        if not cols:
+            logger.warning("%s skipped: silver_xai has none of its features", method)
+            continue
+        X = agg[cols].to_numpy(dtype=float)
+        if not np.isfinite(X).all():
+            bad = [c for c in cols if not np.isfinite(agg[c].to_numpy(dtype=float)).all()]
+            raise ValueError(f"aggregated features {bad} have NaN (too few images per adapter?)")
+        pred = family_grouped_predictions(X, target.to_numpy(), families.to_numpy(), p, seed)
+        long = pd.DataFrame(pred, index=target.index, columns=target.columns).stack(
+            ["corruption", "severity"], future_stack=True
+        )
+        frames.append(long.rename("predicted_accuracy").reset_index().assign(method=method))
+    frames.append(
+        label_free_predictions(
+            silver_ood[silver_ood["adapter_id"].isin(adapters)],
+            source,
+            calibration,
+            p["estimators"],
+            p["aline_clip"],
+            p["min_adapters"],
+            p["exclude_target_corruption"],
+        )
+    )
+    cond = pd.concat(frames, ignore_index=True).merge(
+        measured[["adapter_id", "corruption", "severity", "measured_accuracy", "n_target_rows"]],
+        on=["adapter_id", "corruption", "severity"],
+        how="left",
+        validate="many_to_one",
+    )
+    out = _aggregate_levels(cond)
+    out["family"] = out["adapter_id"].map(families)
+    out["clean_accuracy"] = out["adapter_id"].map(agg["clean_accuracy"])
+    out["error_points"] = (out["predicted_accuracy"] - out["measured_accuracy"]) * 100.0
+    out["abs_error_points"] = out["error_points"].abs()
+    order = {m: i for i, m in enumerate(METHODS)}
+    out = out.assign(
+        _m=out["method"].map(order), _l=out["level"].map({lv: i for i, lv in enumerate(LEVELS)})
+    )
+    out = out.sort_values(["_m", "_l", "shift", "adapter_id"], kind="stable")
+    return out.reindex(columns=list(ESTIMATION_COLUMNS)).reset_index(drop=True)

@@ -151,7 +151,7 @@ def _noisy(x255: torch.Tensor, sigma255: float, seeds: torch.Tensor) -> torch.Te
 
 
 # ----------------------------------------------------------------------------------------------
-# reference preset (seed 001, PIL semantics)
+# reference preset (the reference experiment, PIL semantics)
 # ----------------------------------------------------------------------------------------------
 @register_corruption("gaussian_noise")
 def gaussian_noise(x255: torch.Tensor, sigma: float, seeds: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,8 @@
+"""The ood pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import compute_silver_ood, degradation_table, plot_degradation
+from .nodes import compute_silver_ood, compute_silver_source, degradation_table, plot_degradation
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -17,6 +19,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="silver_ood",
                 name="compute_silver_ood",
+            ),
+            node(
+                compute_silver_source,
+                inputs=[
+                    "bronze_images",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "params:ood",
+                    "params:execution",
+                ],
+                outputs="silver_source",
+                name="compute_silver_source",
             ),
             node(
                 degradation_table,

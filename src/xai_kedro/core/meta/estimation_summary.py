@@ -1,0 +1,126 @@
+"""The comparison table of per-adapter OOD accuracy estimators: MAE and max error in accuracy
+points and rank correlation with the measured accuracy, per corruption and overall, each with a
+bootstrap interval that resamples whole config families."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from xai_kedro.core.meta.estimation import (
+    META_REGRESSOR,
+    METHOD_LABELS,
+    METHODS,
+    resolve_estimation_params,
+)
+from xai_kedro.core.meta.features import require_columns
+from xai_kedro.core.meta.stats import bootstrap_ci
+
+SUMMARY_COLUMNS = (
+    "method",
+    "label",
+    "shift",
+    "level",
+    "n_adapters",
+    "n_families",
+    "mae_points",
+    "mae_ci_low",
+    "mae_ci_high",
+    "max_abs_error_points",
+    "max_abs_error_ci_low",
+    "max_abs_error_ci_high",
+    "spearman_rho",
+    "spearman_ci_low",
+    "spearman_ci_high",
+    "mae_minus_meta_points",
+    "mae_minus_meta_ci_low",
+    "mae_minus_meta_ci_high",
+)
+
+
+def _rank_corr(pred: np.ndarray, measured: np.ndarray) -> float:
+    if np.ptp(pred) == 0 or np.ptp(measured) == 0:
+        return float("nan")
+    return float(np.corrcoef(sps.rankdata(pred), sps.rankdata(measured))[0, 1])
+
+
+# score name (prefix of its interval columns) -> column of the point estimate, in _scores order
+_SCORE_COLUMNS = {
+    "mae": "mae_points",
+    "max_abs_error": "max_abs_error_points",
+    "spearman": "spearman_rho",
+    "mae_minus_meta": "mae_minus_meta_points",
+}
+
+
+def _scores(pred: np.ndarray, meta: np.ndarray, measured: np.ndarray) -> list[float]:
+    err = np.abs(pred - measured) * 100.0
+    meta_mae = np.abs(meta - measured).mean() * 100.0
+    return [err.mean(), err.max(), _rank_corr(pred, measured), err.mean() - meta_mae]
+
+
+def estimation_summary(
+    estimation: pd.DataFrame,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    levels: Sequence[str] = ("corruption", "overall"),
+) -> pd.DataFrame:
+    """Per (method, shift): MAE, max abs error (points) and Spearman rho with the measured
+    accuracy, and MAE minus the meta-regressor's MAE on the same adapters (negative = the
+    method beats it), each with a percentile bootstrap interval over adapters in which whole
+    families are resampled (siblings are not independent)."""
+    p = resolve_estimation_params(params)
+    require_columns(
+        estimation,
+        ["adapter_id", "family", "method", "shift", "level", "predicted_accuracy"],
+        "accuracy_estimation",
+    )
+    est = estimation[estimation["level"].isin(levels)]
+    meta = est[est["method"] == META_REGRESSOR].set_index(["shift", "adapter_id"])
+    rows = []
+    for (method, shift), group in est.groupby(["method", "shift"], sort=False):
+        g = group.dropna(subset=["predicted_accuracy", "measured_accuracy"])
+        g = g.sort_values("adapter_id")
+        row: dict[str, Any] = {
+            "method": method,
+            "label": METHOD_LABELS.get(method, method),
+            "shift": shift,
+            "level": group["level"].iloc[0],
+            "n_adapters": len(g),
+            "n_families": g["family"].nunique(),
+        }
+        if len(g) == 0:
+            rows.append(row)
+            continue
+        pred, y = g["predicted_accuracy"].to_numpy(), g["measured_accuracy"].to_numpy()
+        key = pd.MultiIndex.from_arrays([[shift] * len(g), g["adapter_id"]])
+        ref = meta["predicted_accuracy"].reindex(key).to_numpy(dtype=float)
+        point = _scores(pred, ref, y)
+        ci_low = ci_high = np.full(4, np.nan)
+        if len(g) >= 2:
+            ci_low, ci_high = bootstrap_ci(
+                _scores,
+                pred,
+                ref,
+                y,
+                n_boot=int(p["n_bootstrap"]),
+                alpha=float(p["ci_alpha"]),
+                seed=seed,
+                groups=g["family"].to_numpy(),
+            )
+        for i, (name, value) in enumerate(_SCORE_COLUMNS.items()):
+            row[value] = point[i]
+            row[f"{name}_ci_low"], row[f"{name}_ci_high"] = ci_low[i], ci_high[i]
+        rows.append(row)
+    out = pd.DataFrame(rows).reindex(columns=list(SUMMARY_COLUMNS))
+    order = {m: i for i, m in enumerate(METHODS)}
+    out = out.assign(_o=out["method"].map(order), _l=out["level"].map({"overall": 0}).fillna(1))
+    return (
+        out.sort_values(["_l", "shift", "_o"], kind="stable")
+        .drop(columns=["_o", "_l"])
+        .reset_index(drop=True)
+    )
