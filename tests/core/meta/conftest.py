@@ -44,11 +44,12 @@ def make_silver(
                     "image_id": image,
                     "adapter_id": adapter,
                     "label": label,
-                    "target_class": label,
+                    "target_class": label if clean_ok else (label + 1) % 3,  # = pred
                     "pred": label if clean_ok else (label + 1) % 3,
                     "confidence": conf,
                     "margin": conf - probs_top2,
                     "pred_entropy": float(rng.uniform(0.1, 1.0)),
+                    "energy": float(-np.log(3) - rng.uniform(0.0, 2.0)),
                     "is_correct": clean_ok,
                     "attn_entropy": ent,
                     "gini": float(1 - ent + rng.normal(0, 0.05)),
@@ -76,6 +77,7 @@ def make_silver(
                             ),
                             "margin": float(rng.uniform(0, 0.5)),
                             "pred_entropy": float(rng.uniform(0.1, 1.5)),
+                            "energy": float(-np.log(3) - rng.uniform(0.0, 2.0)),
                             "is_correct": ok,
                         }
                     )
@@ -91,7 +93,7 @@ def make_silver(
     return pd.DataFrame(xai_rows), pd.DataFrame(ood_rows), zoo
 
 
-# Small, fast settings; the defaults (seed 001) are checked separately in test_models.py.
+# Small, fast settings; the defaults (the reference experiment) are checked in test_comparison.py.
 FAST_MODELS = {
     "RandomForest": {"n_estimators": 25, "max_depth": 6},
     "XGBoost": {"n_estimators": 25},

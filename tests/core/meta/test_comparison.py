@@ -1,4 +1,4 @@
-"""Meta-learners: seed-001 settings, meta dataset join, grouped folds, planted-signal recovery."""
+"""Meta-learners: reference settings, meta dataset join, grouped folds, planted-signal recovery."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from xai_kedro.core.meta.comparison import (
     resolve_meta_params,
 )
 from xai_kedro.core.meta.features import (
+    ANALYSIS_SET,
     CONFIDENCE_FEATURES,
     XAI_FEATURES,
     build_meta_dataset,
@@ -33,7 +34,7 @@ def meta(silver: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> pd.DataFram
     return df
 
 
-def test_defaults_are_seed_001() -> None:
+def test_defaults_are_the_reference_settings() -> None:
     p = resolve_meta_params()
     clf = {n: make_model(n, p["models"][n], seed=42).named_steps["clf"] for n in p["model_names"]}
     rf, xgb, tuned, lr = (
@@ -114,13 +115,27 @@ def test_build_meta_dataset_rejects_bad_input(
     assert len(meta) == (ood.adapter_id != "lora_r4").sum() and "dropped" in caplog.text
 
 
-def test_object_share_only_when_complete(meta: pd.DataFrame) -> None:
-    assert "object_attention_share" in default_feature_sets(meta)["xai"]
-    assert "object_attention_share" not in default_feature_sets(meta, False)["xai"]
+def test_object_share_is_analysis_only_and_only_when_complete(meta: pd.DataFrame) -> None:
+    sets = default_feature_sets(meta)
+    assert all("object_attention_share" not in feats for feats in sets.values())
+    analysis = default_feature_sets(meta, include_object_share=True)
+    assert analysis[ANALYSIS_SET] == [*XAI_FEATURES, "object_attention_share"]
+    assert analysis["xai"] == list(XAI_FEATURES)
     partial = meta.assign(object_attention_share=np.where(meta.index % 2, np.nan, 0.5))
-    sets = default_feature_sets(partial)
-    assert sets["xai"] == list(XAI_FEATURES)
+    sets = default_feature_sets(partial, include_object_share=True)
+    assert ANALYSIS_SET not in sets
     assert sets["xai+confidence"] == [*XAI_FEATURES, *CONFIDENCE_FEATURES]
+
+
+def test_curve_features_leave_the_deployable_set_when_the_curves_follow_the_label(
+    silver: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    xai, ood, _ = silver
+    by_label = xai.assign(target_class=xai["label"])  # the curves followed the true label
+    assert (by_label["target_class"] != by_label["pred"]).any()
+    sets = default_feature_sets(build_meta_dataset(by_label, ood))
+    assert sets["xai"] == ["attn_entropy", "gini"]
+    assert default_feature_sets(build_meta_dataset(xai, ood))["xai"] == list(XAI_FEATURES)
 
 
 @pytest.mark.parametrize("stratified", [True, False])

@@ -41,8 +41,10 @@ def tables(silver: tuple[pd.DataFrame, ...]) -> dict[str, pd.DataFrame]:
     return gold.build_gold_tables(xai, ood, zoo, fast, {"regressor": {"n_estimators": 20}}, seed=1)
 
 
-def test_all_tables_have_seed_001_columns(tables: dict[str, pd.DataFrame]) -> None:
-    assert set(TEN) | {"accuracy_estimation", "classifier_scores"} == set(tables)
+def test_all_tables_have_the_reference_columns(tables: dict[str, pd.DataFrame]) -> None:
+    estimation = {"accuracy_estimation", "accuracy_estimation_summary", "adapter_selection"}
+    baselines = {"confidence_baselines", "confidence_baseline_differences"}
+    assert set(TEN) | estimation | baselines | {"classifier_scores"} == set(tables)
     expected = {
         "correlations": [
             "feature",
@@ -264,8 +266,12 @@ def test_plots_return_labelled_figures(tables: dict[str, pd.DataFrame]) -> None:
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel(), name
         fig.savefig(io.BytesIO(), format="png")
     assert len(figs["roc"].axes[0].lines) == 5  # four models + chance line
-    legend = [t.get_text() for t in figs["est"].axes[0].get_legend().get_texts()]
-    assert any(t.startswith("ATC-MC (MAE") for t in legend)
+    assert len(figs["imp"].axes) == 3  # gain, impurity and accuracy drop on their own axes
+    rank_ax = figs["rank"].axes[0]
+    key = [t.get_text() for t in rank_ax.texts if "\n" in t.get_text() or ". " in t.get_text()]
+    assert key and all(name in key[0] for name in tables["adapter_ranking"]["adapter_id"])
+    titles = [ax.get_title() for ax in figs["est"].axes]
+    assert any(t.startswith("ATC-MC\nMAE") for t in titles)  # one panel per method
 
 
 def test_plots_survive_empty_input() -> None:
@@ -275,3 +281,48 @@ def test_plots_survive_empty_input() -> None:
     fig = plots.roc_curves(empty_scores)
     assert isinstance(fig, Figure)
     assert "no scores" in fig.axes[0].texts[0].get_text()
+
+
+def test_gold_and_report_do_not_depend_on_the_order_of_the_silver_rows(silver, fast_meta_params):
+    """The same Silver rows read back from a cluster in another order give identical Gold."""
+    from xai_kedro.core.meta.report import summary_report
+
+    xai, ood, zoo = silver
+    params = {**fast_meta_params, "n_bootstrap": 30}
+    est = {"regressor": {"n_estimators": 10}}
+    first = gold.build_gold_tables(xai, ood, zoo, params, est, seed=1)
+    shuffled = gold.build_gold_tables(
+        xai.sample(frac=1.0, random_state=5),
+        ood.sample(frac=1.0, random_state=6),
+        zoo,
+        params,
+        est,
+        seed=1,
+    )
+    assert sorted(first) == sorted(shuffled)
+    for name in first:
+        pd.testing.assert_frame_equal(
+            first[name].reset_index(drop=True), shuffled[name].reset_index(drop=True), obj=name
+        )
+    assert summary_report(first) == summary_report(shuffled)
+
+
+def test_confidence_baselines_score_each_baseline_and_pair_the_differences(
+    silver, fast_meta_params
+):
+    xai, ood, zoo = silver
+    tables = gold.build_gold_tables(xai, ood, zoo, {**fast_meta_params, "n_bootstrap": 30}, None)
+    table = tables["confidence_baselines"]
+    assert {"max-softmax", "margin", "predictive entropy", "energy"} <= set(table["method"])
+    assert {"meta:xai", "meta:confidence", "meta:xai+confidence"} <= set(table["method"])
+    assert table["model"][table["kind"] == "learned"].nunique() == 1  # one model, like for like
+    for metric in ("auroc", "aurc", "augrc"):
+        assert (table[f"{metric}_ci_low"] <= table[metric]).all()
+        assert (table[metric] <= table[f"{metric}_ci_high"]).all()
+    diffs = tables["confidence_baseline_differences"].set_index("comparison")
+    xai_row = table.set_index("method").loc["meta:xai+confidence"]
+    conf_row = table.set_index("method").loc["meta:confidence"]
+    main = diffs.loc["meta:xai+confidence - meta:confidence"]
+    assert main["auroc_diff"] == pytest.approx(xai_row["auroc"] - conf_row["auroc"])
+    # the planted signal lives in attn_entropy, which confidence does not carry
+    assert main["auroc_diff_ci_low"] > 0

@@ -72,16 +72,75 @@ def _correlations(r_entropy: float = -0.17, r_insertion: float = 0.18) -> pd.Dat
     )
 
 
-def _tables(**kw: object) -> dict[str, pd.DataFrame]:
-    estimation = pd.DataFrame(
-        {
-            "adapter_id": ["a", "b", "c"],
-            "meta_regressor_abs_err": [1.0, 2.0, 3.0],
-            "atc_abs_err": [4.0, 5.0, 6.0],
-            "atc_ne_abs_err": [4.0, 4.0, 4.0],
-            "doc_abs_err": [0.5, 0.5, 0.5],
+def _estimation_summary(doc_diff_ci: tuple[float, float] = (1.0, 3.0)) -> pd.DataFrame:
+    """Overall and one corruption; meta-regressor MAE 4, DoC 6 (difference +2 with doc_diff_ci),
+    the confidence-only ablation 5 (+1 [-0.5, 2.5])."""
+
+    def row(method: str, label: str, shift: str, mae: float, diff: float, ci: tuple) -> dict:
+        return {
+            "method": method,
+            "label": label,
+            "shift": shift,
+            "level": "overall" if shift == "all" else "corruption",
+            "n_adapters": 12,
+            "n_families": 6,
+            "mae_points": mae,
+            "mae_ci_low": mae - 1,
+            "mae_ci_high": mae + 1,
+            "max_abs_error_points": 2 * mae,
+            "max_abs_error_ci_low": mae,
+            "max_abs_error_ci_high": 3 * mae,
+            "spearman_rho": 0.5,
+            "spearman_ci_low": 0.1,
+            "spearman_ci_high": 0.8,
+            "mae_minus_meta_points": diff,
+            "mae_minus_meta_ci_low": ci[0],
+            "mae_minus_meta_ci_high": ci[1],
         }
-    )
+
+    rows = []
+    for shift in ("all", "contrast"):
+        rows += [
+            row("meta_regressor", "Meta-regressor (XAI + confidence)", shift, 4.0, 0.0, (0, 0)),
+            row(
+                "meta_regressor_conf",
+                "Meta-regressor (confidence only)",
+                shift,
+                5.0,
+                1.0,
+                (-0.5, 2.5),
+            ),
+            row("doc", "DoC", shift, 6.0, 2.0, doc_diff_ci),
+        ]
+    return pd.DataFrame(rows)
+
+
+def _selection(gain_ci: tuple[float, float] = (-1.0, 4.0)) -> pd.DataFrame:
+    base = {
+        "shift": "all",
+        "level": "overall",
+        "oracle_adapter": "b",
+        "oracle_accuracy": 0.8,
+        "clean_pick_adapter": "a",
+        "clean_pick_accuracy": 0.7,
+        "regret_points": 2.0,
+        "regret_ci_low": 0.0,
+        "regret_ci_high": 5.0,
+        "gain_vs_clean_points": 1.5,
+        "gain_vs_clean_ci_low": gain_ci[0],
+        "gain_vs_clean_ci_high": gain_ci[1],
+    }
+    return pd.DataFrame(
+        [
+            {**base, "method": "meta_regressor", "label": "Meta-regressor (XAI + confidence)",
+             "picked_adapter": "c", "picked_true_accuracy": 0.78},
+            {**base, "method": "clean_accuracy", "label": "Clean validation accuracy",
+             "picked_adapter": "a", "picked_true_accuracy": 0.7},
+        ]
+    )  # fmt: skip
+
+
+def _tables(**kw: object) -> dict[str, pd.DataFrame]:
     worst = pd.DataFrame(
         {
             "adapter_id": ["a", "b", "c"],
@@ -104,7 +163,8 @@ def _tables(**kw: object) -> dict[str, pd.DataFrame]:
         "classifier_comparison": _comparison(),
         "worst_corruption": worst,
         "adapter_ranking": ranking,
-        "accuracy_estimation": estimation,
+        "accuracy_estimation_summary": _estimation_summary(),
+        "adapter_selection": _selection(),
     }
     tables.update(kw)  # type: ignore[arg-type]
     return tables
@@ -120,35 +180,97 @@ def test_best_predictor_sentence_follows_the_correlations() -> None:
     assert "includes zero" in weak
 
 
-def test_winning_model_changes_the_sentence() -> None:
+def _baselines(
+    gain_auc: tuple[float, float, float] = (0.03, 0.01, 0.05),
+    gain_aurc: tuple[float, float, float] = (-0.02, -0.03, -0.01),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def metric_cols(prefix: str, values: tuple[float, float, float]) -> dict:
+        return {prefix: values[0], f"{prefix}_ci_low": values[1], f"{prefix}_ci_high": values[2]}
+
+    methods = [
+        ("max-softmax", "score", "", 0.66),
+        ("meta:confidence", "learned", "RandomForest", 0.67),
+        ("meta:xai", "learned", "RandomForest", 0.64),
+        ("meta:xai+confidence", "learned", "RandomForest", 0.70),
+    ]
+    table = pd.DataFrame(
+        [
+            {
+                "method": m,
+                "kind": kind,
+                "model": model,
+                **metric_cols("auroc", (auc, auc - 0.02, auc + 0.02)),
+                **metric_cols("aurc", (0.3, 0.28, 0.32)),
+                **metric_cols("augrc", (0.1, 0.09, 0.11)),
+                "n": 1000,
+                "n_images": 50,
+            }
+            for m, kind, model, auc in methods
+        ]
+    )
+    diffs = pd.DataFrame(
+        [
+            {
+                "comparison": "meta:xai+confidence - meta:confidence",
+                "model": "RandomForest",
+                **metric_cols("auroc_diff", gain_auc),
+                **metric_cols("aurc_diff", gain_aurc),
+                **metric_cols("augrc_diff", (0.0, -0.01, 0.01)),
+            },
+            {
+                "comparison": "meta:xai - max-softmax",
+                "model": "RandomForest",
+                **metric_cols("auroc_diff", (-0.02, -0.05, 0.01)),
+                **metric_cols("aurc_diff", (0.01, -0.01, 0.03)),
+                **metric_cols("augrc_diff", (0.0, -0.01, 0.01)),
+            },
+        ]
+    )
+    return table, diffs
+
+
+def _with_baselines(**kw) -> dict[str, pd.DataFrame]:
+    table, diffs = _baselines(**kw)
+    return _tables(confidence_baselines=table, confidence_baseline_differences=diffs)
+
+
+def test_reference_protocol_is_a_labelled_reproduction() -> None:
     rf = summary_report(_tables())
-    assert "holdout split the best model is **RandomForest**" in rf
+    assert "Reproduction of the reference protocol (leaky)" in rf
+    assert "best XAI meta-learner is RandomForest with ROC-AUC 0.720" in rf
     lr = summary_report(
         _tables(
             classifier_comparison=_comparison({"RandomForest": 0.70, "LogisticRegression": 0.75})
         )
     )
-    assert "holdout split the best model is **LogisticRegression**" in lr
-    assert "the best is the same model" in lr  # LR also wins the grouped CV here
-    assert "the best is **LogisticRegression**" in rf
+    assert "best XAI meta-learner is LogisticRegression" in lr
+    assert "they are not the answer" in rf
 
 
-def test_xai_added_value_verdict_follows_the_ci() -> None:
-    adds = summary_report(_tables())
-    assert "XAI features **add** predictive power" in adds and "+0.030" in adds
-    none = summary_report(_tables(classifier_comparison=_comparison(gain_ci=(0.01, -0.01, 0.03))))
-    assert "**no evidence that XAI adds**" in none and "**add**" not in none
+def test_xai_added_value_verdict_follows_the_intervals() -> None:
+    adds = summary_report(_with_baselines())
+    assert "**XAI adds predictive power beyond confidence**" in adds and "+0.030" in adds
+    assert "| meta:xai+confidence | meta-learner (RandomForest, grouped OOF) | 0.700" in adds
+    none = summary_report(_with_baselines(gain_auc=(0.01, -0.01, 0.03), gain_aurc=(0, -0.01, 0.01)))
+    assert "**No evidence that XAI adds beyond confidence**" in none
     worse = summary_report(
-        _tables(classifier_comparison=_comparison(gain_ci=(-0.05, -0.08, -0.02)))
+        _with_baselines(gain_auc=(-0.05, -0.08, -0.02), gain_aurc=(0.01, -0.01, 0.02))
     )
-    assert "**lowers** the AUC" in worse
+    assert "makes the confidence meta-learner worse" in worse
+    assert "- vs max-softmax: -0.020 [-0.050, +0.010] (not distinguishable)" in adds
 
 
-def test_leakage_caveat_only_when_ungrouped_cv_is_higher() -> None:
+def test_definitions_come_first_and_every_p_value_is_clustered() -> None:
+    text = summary_report(_tables())
+    assert text.index("## Definitions") < text.index("## Best XAI predictor")
+    assert "p-values: tests on per-image means" in text
+
+
+def test_leakage_gap_is_reported_from_the_numbers() -> None:
     clean = summary_report(_tables())
-    assert "Caveat (leakage)" not in clean and "no sign of leakage" in clean
+    assert "agrees within the tolerance with image-grouped CV" in clean
     leaky = summary_report(_tables(classifier_comparison=_comparison(cv_gap=0.08)))
-    assert "Caveat (leakage)" in leaky and "by up to 0.080" in leaky
+    assert "Ungrouped CV overstates image-grouped CV: largest gap +0.080" in leaky
 
 
 def test_corruption_adapters_and_estimation_sections() -> None:
@@ -156,16 +278,23 @@ def test_corruption_adapters_and_estimation_sections() -> None:
     assert "**gaussian_blur** is the most damaging corruption for 2 of 3 adapters" in text
     assert "largest drop is 81.1%" in text
     assert "Most robust: **a**; least robust: **b** (19.0 points apart)" in text
-    assert "Lowest error: **DoC**" in text
-    other = _tables()["accuracy_estimation"].assign(doc_abs_err=[9.0, 9.0, 9.0])
-    assert "Lowest error: **Meta-regressor (LOAO RF)**" in summary_report(
-        _tables(accuracy_estimation=other)
-    )
+    assert "12 adapters in 6 config families" in text
+    assert "| DoC | 6.00 [5.00, 7.00] | 12.00 [6.00, 18.00] | 0.50 [0.10, 0.80] | +2.00" in text
+    assert "| Meta-regressor (XAI + confidence) | 4.00 [3.00, 5.00]; 0.50 |" in text  # contrast
+    assert "better than every label-free estimator?** **Yes**" in text
+    assert "makes no established difference" in text  # ablation interval includes zero
+    assert "beat selecting by clean accuracy?** **Not established**" in text
+    worse = summary_report(_tables(accuracy_estimation_summary=_estimation_summary((-3.0, -1.0))))
+    assert "label-free estimator?** **No**: DoC reach a lower MAE" in worse
+    unclear = summary_report(_tables(accuracy_estimation_summary=_estimation_summary((-1.0, 5.0))))
+    assert "**Not established**: against DoC" in unclear
+    wins = summary_report(_tables(adapter_selection=_selection((0.5, 4.0))))
+    assert "clean accuracy?** **Yes**: the gain interval is above 0" in wins
 
 
 def test_missing_tables_are_skipped() -> None:
     text = summary_report({"worst_corruption": _tables()["worst_corruption"]})
-    assert "Worst corruption" in text and "Meta-learners" not in text
+    assert "Worst corruption" in text and "Headline" not in text and "Reproduction" not in text
 
 
 @pytest.mark.parametrize(
@@ -191,8 +320,8 @@ def test_report_on_real_gold_tables(silver: tuple[pd.DataFrame, ...]) -> None:
     text = summary_report(tables)
     assert "**attn_entropy**" in text  # the planted predictor
     # the confidence features vary per (image, adapter) only, so ungrouped folds leak
-    assert "Caveat (leakage)" in text
-    assert "XAI features **add**" in text
+    assert "Ungrouped CV overstates image-grouped CV" in text
+    assert "**XAI adds predictive power beyond confidence**" in text  # planted in the XAI only
 
 
 def test_no_accuracy_drop_names_no_worst_corruption() -> None:
@@ -200,3 +329,12 @@ def test_no_accuracy_drop_names_no_worst_corruption() -> None:
     text = summary_report({"worst_corruption": worst})
     assert "No corruption lowered any adapter's accuracy" in text
     assert "most damaging" not in text
+
+
+def test_quarantine_is_counted_by_reason() -> None:
+    quarantine = pd.DataFrame(
+        {"reason": ["conflicting_label", "conflicting_label", "truncated", "duplicate"]}
+    )
+    text = summary_report({**_tables(), "bronze_quarantine": quarantine})
+    assert "4 inputs were quarantined: conflicting_label 2, duplicate 1, truncated 1." in text
+    assert "Quarantined inputs" not in summary_report(_tables())

@@ -67,7 +67,7 @@ def test_separation_ratio_hand_formula() -> None:
 
 
 def test_separation_is_half_of_d_for_equal_spreads() -> None:
-    # the relation seed 001's table shows (d ~ 2 x separation_ratio)
+    # the relation the reference experiment's table shows (d ~ 2 x separation_ratio)
     x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     y = np.array([0, 0, 0, 1, 1, 1], dtype=bool)
     assert cohens_d(x, y) == pytest.approx(2 * separation_ratio(x, y))
@@ -167,3 +167,30 @@ def test_fast_auc_bootstrap_equals_generic(known: tuple[np.ndarray, np.ndarray])
             groups=g,
         )
         assert bootstrap_auc_ci(y, s, ref, n_boot=300, seed=5, groups=g) == pytest.approx(generic_d)
+
+
+def test_clustered_p_values_are_the_test_of_the_image_means():
+    """20 images, each repeated over 50 (adapter, corruption) rows with the same feature: a row
+    test counts 1000 independent points, the clustered one the 20 images it really has."""
+    from scipy import stats as sps
+
+    from xai_kedro.core.meta.stats import clustered_p_values, feature_outcome_stats
+
+    rng = np.random.default_rng(4)
+    n_images, reps = 20, 50
+    feature = rng.normal(size=n_images)
+    p_correct = 1 / (1 + np.exp(-0.6 * feature))
+    groups = np.repeat(np.arange(n_images), reps)
+    x = np.repeat(feature, reps)
+    y = rng.random(n_images * reps) < np.repeat(p_correct, reps)
+    image_y = np.array([y[groups == g].mean() for g in range(n_images)])
+    want = sps.pearsonr(feature, image_y)
+    got = clustered_p_values(x, y, groups)
+    assert got["n_images"] == n_images
+    assert got["pearson_r_images"] == pytest.approx(want.statistic)
+    assert got["pearson_p"] == pytest.approx(want.pvalue)
+    naive = feature_outcome_stats(x, y)
+    clustered = feature_outcome_stats(x, y, groups=groups)
+    assert clustered["pearson_r"] == naive["pearson_r"]  # the row-level r is unchanged
+    assert clustered["pearson_p"] == pytest.approx(want.pvalue)
+    assert naive["pearson_p"] < clustered["pearson_p"] / 100  # rows overstate the evidence

@@ -39,6 +39,7 @@ def numpy_stats(logits: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]
         "confidence": s[:, -1],
         "margin": s[:, -1] - s[:, -2],
         "pred_entropy": ent,
+        "energy": -(logits.max(axis=1) + np.log(np.exp(z).sum(axis=1))),
         "is_correct": p.argmax(axis=1) == labels,
     }
 

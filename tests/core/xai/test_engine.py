@@ -92,17 +92,17 @@ def test_token_drop_curves_behave_as_defined(data):
     k_steps = 4
     result = explain_chunk(model, images, labels, XAIConfig(steps=k_steps))
     p_clean = probs_of(model, result.logits, result.target).double()
-    assert (result.deletion[:, 0] == 1.0).all()
+    torch.testing.assert_close(result.deletion[:, 0], p_clean, atol=1e-6, rtol=0)
     torch.testing.assert_close(result.insertion[:, -1], p_clean, atol=1e-6, rtol=0)
-    # zero patch tokens: finite, the same input for both curves, equal to the model by hand
-    assert torch.isfinite(result.deletion).all() and torch.isfinite(result.insertion).all()
-    torch.testing.assert_close(result.deletion[:, -1] * p_clean, result.insertion[:, 0])
+    assert ((result.deletion >= 0) & (result.deletion <= 1)).all()
+    # no patch left: the same input for both curves, each image's own blurred copy
+    torch.testing.assert_close(result.deletion[:, -1], result.insertion[:, 0])
     x = to_model_input(torch.from_numpy(images), 32)
     with torch.inference_mode():
+        blurred = probs_of(model, model(separable_gaussian_blur(x, 5.0)), result.target)
+        torch.testing.assert_close(result.insertion[:, 0], blurred.double(), atol=1e-6, rtol=0)
         tokens = model.embed(x)
         p = model.n_prefix
-        empty = probs_of(model, model.forward_tokens(tokens[:, :p]), result.target)
-        torch.testing.assert_close(result.insertion[:, 0], empty.double(), atol=1e-6, rtol=0)
         # one step by hand: deletion k=1 and insertion k=3 gather their subsets of the embedding
         n = step_counts(N_PATCHES, k_steps)
         for b in range(len(images)):
@@ -114,23 +114,85 @@ def test_token_drop_curves_behave_as_defined(data):
             t = result.target[b : b + 1]
             p_del = probs_of(model, model.forward_tokens(seq_del), t).double()
             p_ins = probs_of(model, model.forward_tokens(seq_ins), t).double()
-            assert result.deletion[b, 1].item() == pytest.approx(
-                (p_del / p_clean[b]).item(), rel=1e-5, abs=1e-5
-            )
+            assert result.deletion[b, 1].item() == pytest.approx(p_del.item(), abs=1e-6)
             assert result.insertion[b, 3].item() == pytest.approx(p_ins.item(), abs=1e-6)
 
 
-def test_pixel_mean_baseline_fully_deleted_is_the_constant_mean_image(data):
+def test_prefix_only_endpoint_is_one_constant_for_every_image(data):
+    """The biased legacy endpoint: CLS + registers alone is the same input for every image."""
+    images, labels, _ = data
+    model = tiny_model(registers=2)
+    config = XAIConfig(steps=4, empty_input="prefix_only", target="label")
+    result = explain_chunk(model, images, np.zeros_like(labels), config)
+    x = to_model_input(torch.from_numpy(images), 32)
+    with torch.inference_mode():
+        tokens = model.embed(x)
+        empty = probs_of(model, model.forward_tokens(tokens[:, : model.n_prefix]), result.target)
+    torch.testing.assert_close(result.insertion[:, 0], empty.double(), atol=1e-6, rtol=0)
+    assert np.ptp(result.insertion[:, 0].numpy()) < 1e-9  # one constant shared by all images
+
+
+def test_empty_endpoint_is_shared_only_by_images_with_the_same_blurred_input(data):
+    images, labels, _ = data
+    model = tiny_model(registers=1)
+    twins = np.stack([images[0], images[0], images[1]])
+    result = explain_chunk(model, twins, labels[[0, 0, 0]], XAIConfig(steps=4, target="label"))
+    ends = result.insertion[:, 0]
+    assert ends[0].item() == pytest.approx(ends[1].item(), abs=1e-9)  # same blurred input
+    assert abs(ends[0].item() - ends[2].item()) > 1e-4  # another image, another endpoint
+    torch.testing.assert_close(result.deletion[:, -1], ends)
+
+
+def test_curves_are_bounded_when_the_clean_probability_is_tiny(data):
+    """A clean mistake with p(target) ~ 1e-6: the raw curves and the bounded reference ratio
+    stay in [0, 1], where the unclipped ratio p_k / p_clean would reach the thousands."""
     images, labels, _ = data
     model = tiny_model()
-    result = explain_chunk(model, images, labels, XAIConfig(steps=3, perturbation="pixel"))
-    p_clean = probs_of(model, result.logits, result.target).double()
+    with torch.no_grad():
+        model.head.weight.mul_(12.0)  # very confident logits
+    x = to_model_input(torch.from_numpy(images), 32)
+    with torch.inference_mode():
+        probs = torch.softmax(model(x).float(), dim=-1)
+    least = probs.argmin(dim=1).numpy()
+    assert probs.min(dim=1).values.max() < 1e-4
+    config = XAIConfig(steps=4, target="label")
+    frame = compute_xai(model, images, least, None, config)
+    result = explain_chunk(model, images, least, config)
+    for column in ("deletion_auc", "insertion_auc", "deletion_ratio_auc"):
+        assert frame[column].between(0.0, 1.0).all(), column
+    ratio = result.deletion / result.deletion[:, :1]
+    assert ratio.max() > 10  # the unbounded form really would explode here
+
+
+def test_areas_use_the_true_removed_fraction(data):
+    """N = 16, K = 3: step k removes round(16 k / 3) = 0, 5, 11, 16 patches, so the area is taken
+    at x = 0, 5/16, 11/16, 1 and not at k / K = 0, 1/3, 2/3, 1."""
+    images, labels, _ = data
+    model = tiny_model()
+    config = XAIConfig(steps=3)
+    result = explain_chunk(model, images, labels, config)
+    frame = compute_xai(model, images, labels, None, config)
+    xs = np.array([0, 5, 11, 16]) / 16
+    np.testing.assert_allclose(result.fractions.numpy(), xs)
+    want = np.trapezoid(result.deletion.numpy(), xs, axis=1)
+    np.testing.assert_allclose(frame["deletion_auc"], want, atol=1e-9)
+    uniform = np.trapezoid(result.deletion.numpy(), np.linspace(0, 1, 4), axis=1)
+    assert np.abs(uniform - want).max() > 1e-4
+
+
+def test_pixel_mean_baseline_shows_the_mean_colour_in_removed_patches(data):
+    images, labels, _ = data
+    model = tiny_model()
+    config = XAIConfig(steps=4, perturbation="pixel", empty_input="prefix_only")
+    result = explain_chunk(model, images, labels, config)
     mean_image = normalise(torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1).expand(6, 3, 32, 32) * 255)
     with torch.inference_mode():
         want = probs_of(model, model(mean_image), result.target).double()
-    torch.testing.assert_close(result.deletion[:, -1] * p_clean, want, atol=1e-6, rtol=0)
+    # legacy endpoint in pixel mode: every patch removed = the constant mean image
+    torch.testing.assert_close(result.deletion[:, -1], want, atol=1e-6, rtol=0)
     torch.testing.assert_close(result.insertion[:, 0], want, atol=1e-6, rtol=0)
-    assert (result.deletion[:, 0] == 1.0).all()
+    blurred = explain_chunk(model, images, labels, XAIConfig(steps=4, perturbation="pixel"))
+    assert (blurred.insertion[:, 0] - want).abs().max() > 1e-4  # default: the blurred image
 
 
 def test_pixel_blur_baseline_uses_the_blurred_image(data):
@@ -189,11 +251,12 @@ def test_forwards_are_batched_per_token_count(data, monkeypatch):
 
     monkeypatch.setattr(model, "encode", counting_encode)
     explain_chunk(model, images, labels, XAIConfig(steps=4))
-    # N=16, K=4: kept counts 12, 8, 4 pair deletion with insertion; 0 is shared by both curves
-    assert sorted(calls) == [(6, 1), (6, 17), (12, 5), (12, 9), (12, 13)]
+    # N=16, K=4: kept counts 12, 8, 4 pair deletion with insertion; the empty step shared by
+    # both curves is one full forward of the blurred chunk
+    assert sorted(calls) == [(6, 17), (6, 17), (12, 5), (12, 9), (12, 13)]
     calls.clear()
     explain_chunk(model, images, labels, XAIConfig(steps=4, perturbation="pixel"))
-    assert calls == [(6, 17), (6 * 7, 17)]  # 2K - 1 perturbed copies in one forward
+    assert calls == [(6, 17), (6, 17), (6 * 6, 17)]  # clean, blurred, 2K - 2 perturbed copies
 
 
 def test_object_share_and_heatmap_columns(data):
@@ -225,12 +288,12 @@ def test_columns_targets_and_row_order(data):
     frame = compute_xai(model, images, labels, None, XAIConfig(steps=3))
     assert list(frame.columns) == XAI_COLUMNS
     np.testing.assert_array_equal(frame["label"], labels)
-    np.testing.assert_array_equal(frame["target_class"], labels)
+    np.testing.assert_array_equal(frame["target_class"], frame["pred"])  # label-free default
     assert frame["is_correct"].dtype == bool
     rev = compute_xai(model, images[::-1], labels[::-1], None, XAIConfig(steps=3))
     np.testing.assert_allclose(rev["deletion_auc"][::-1], frame["deletion_auc"], atol=1e-6)
-    predicted = compute_xai(model, images, labels, None, XAIConfig(steps=3, target="predicted"))
-    np.testing.assert_array_equal(predicted["target_class"], predicted["pred"])
+    by_label = compute_xai(model, images, labels, None, XAIConfig(steps=3, target="label"))
+    np.testing.assert_array_equal(by_label["target_class"], labels)
 
 
 def test_step_counts():

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from xai_kedro.core.xai.metrics import (
+    XAI_METRICS,
     attention_entropy,
+    bounded_ratio,
+    curve_area,
     gini,
-    normalised_auc,
     object_attention_share,
     patch_object_fraction,
 )
@@ -75,23 +77,43 @@ def test_metrics_reject_bad_heatmaps():
         gini(np.ones(4))
 
 
-def test_normalised_auc():
+def test_curve_area_uniform_and_true_fractions():
     k = 8
     xs = np.linspace(0, 1, k + 1)
     curves = np.stack([np.full(k + 1, 0.7), xs, 1 - xs**2])
-    auc = normalised_auc(curves).numpy()
+    auc = curve_area(curves).numpy()
     assert auc[0] == pytest.approx(0.7)
     assert auc[1] == pytest.approx(0.5)
     assert auc[2] == pytest.approx(np.trapezoid(1 - xs**2, xs))
     rng = np.random.default_rng(0)
-    rand = rng.random((5, 17))
+    rand = rng.random((5, 4))
+    fractions = np.array([0, 5, 11, 16]) / 16
     np.testing.assert_allclose(
-        normalised_auc(rand).numpy(), np.trapezoid(rand, np.linspace(0, 1, 17), axis=1)
+        curve_area(rand, fractions).numpy(), np.trapezoid(rand, fractions, axis=1)
     )
-    # a deletion ratio above 1 is not clipped: [1, 2, 2] -> (1.5 + 2) / 2
-    assert normalised_auc(np.array([[1.0, 2.0, 2.0]])).item() == pytest.approx(1.75)
     with pytest.raises(ValueError, match="K >= 1"):
-        normalised_auc(np.ones((2, 1)))
+        curve_area(np.ones((2, 1)))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        curve_area(rand, fractions[::-1].copy())
+
+
+def test_bounded_ratio_clips_at_one_and_survives_a_tiny_clean_probability():
+    curves = np.array([[1e-6, 0.3, 0.0], [0.8, 0.4, 0.9]])
+    ratio = bounded_ratio(curves).numpy()
+    np.testing.assert_allclose(ratio, [[1.0, 1.0, 0.0], [1.0, 0.5, 1.0]])
+    assert ((ratio >= 0) & (ratio <= 1)).all()
+
+
+def test_label_free_declarations_hold_nothing_from_labels_or_masks():
+    from xai_kedro.core.meta.features import ANALYSIS_FEATURES, XAI_FEATURES
+
+    declared = {m.name: m for m in XAI_METRICS.values()}
+    assert "object_attention_share" in ANALYSIS_FEATURES
+    assert "object_attention_share" not in XAI_FEATURES
+    assert not declared["object_attention_share"].label_free
+    for name in XAI_FEATURES:
+        assert declared[name].label_free, name
+    assert declared["deletion_auc"].follows_target and not declared["gini"].follows_target
 
 
 def test_object_share_concentrated_empty_and_partial():

@@ -16,11 +16,12 @@ from xai_kedro.core.meta.estimation import (
     atc_predict,
     atc_threshold,
     doc_predict,
-    label_free_estimates,
-    leave_one_adapter_out,
+    family_grouped_predictions,
+    label_free_predictions,
     ood_accuracy_by_condition,
     ood_accuracy_per_adapter,
 )
+from xai_kedro.core.meta.estimation_summary import estimation_summary
 from xai_kedro.core.meta.features import (
     CONFIDENCE_FEATURES,
     XAI_FEATURES,
@@ -57,8 +58,9 @@ __all__ = [
     "feature_importance",
     "feature_outcome_stats",
     "grouped_folds",
-    "label_free_estimates",
-    "leave_one_adapter_out",
+    "estimation_summary",
+    "family_grouped_predictions",
+    "label_free_predictions",
     "make_model",
     "ood_accuracy_by_condition",
     "ood_accuracy_per_adapter",

@@ -1,6 +1,6 @@
 """Per-sample meta-learners compared on feature sets: the reference protocol and the grouped one.
 
-The four models and their hyperparameters are seed 001's (defaults below; ``conf/`` may override
+The four models and their hyperparameters are the reference experiment's (defaults below; ``conf/`` may override
 them). Beside the reference protocol (80/20 stratified split + 5-fold StratifiedKFold, which
 lets one image sit in train and test under different corruptions/adapters), every run also
 reports 5-fold StratifiedGroupKFold by image_id and a confidence-only baseline, so the Gold layer
@@ -40,18 +40,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_META_PARAMS: dict[str, Any] = {
     "models": DEFAULT_MODELS,
     "model_names": list(DEFAULT_MODELS),  # which models compare_classifiers runs, in order
-    "test_size": 0.2,  # seed 001: 80/20 stratified split
-    "cv_folds": 5,  # seed 001: 5-fold stratified CV (also used for the grouped CV)
+    "test_size": 0.2,  # the reference experiment: 80/20 stratified split
+    "cv_folds": 5,  # the reference experiment: 5-fold stratified CV (also used for the grouped CV)
     "n_bootstrap": 1000,  # bootstrap replicates for every CI
     "ci_alpha": 0.05,  # 95 % intervals
     "n_jobs": 1,  # threads per model fit; 1 keeps Spark/Kedro runners from oversubscribing
     "permutation_repeats": 10,
-    # Seed 001: "Permutation: drop in accuracy when feature is shuffled". "roc_auc" is also
+    # The reference experiment: "Permutation: drop in accuracy when feature is shuffled". "roc_auc" is also
     # accepted and is threshold-free (better under class imbalance).
     "permutation_scoring": "accuracy",
-    "permutation_model": "RandomForest",  # seed 001 does not say which model; RF is our choice
+    "permutation_model": "RandomForest",  # the reference experiment does not say which model; RF is our choice
     "baseline_feature_set": CONFIDENCE_SET,  # AUC gains are reported against this set
-    "include_object_share": True,  # add object_attention_share to XAI when fully present
+    "include_object_share": False,  # also fit an analysis-only set with the object-mask feature
 }
 
 SEED_COLUMNS = (
@@ -88,7 +88,7 @@ SCORE_COLUMNS = ("feature_set", "model", "split", "row", "image_id", "y_true", "
 
 
 def resolve_meta_params(params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults (seed 001) overlaid with ``params``; per-model dicts are merged key by key."""
+    """Defaults (the reference experiment) overlaid with ``params``; per-model dicts are merged key by key."""
     out = copy.deepcopy(DEFAULT_META_PARAMS)
     if not params:
         return out
@@ -157,7 +157,7 @@ def _cv_auc(
 def _holdout_split(
     y: np.ndarray, test_size: float, seed: int, caller: str
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Seed 001's stratified train/test split, or None (logged) when the target is degenerate
+    """The reference experiment's stratified train/test split, or None (logged) when the target is degenerate
     (all correct, all wrong, or too few of one class to put some on both sides)."""
     minority = int(min(y.sum(), y.size - y.sum())) if y.size else 0
     if minority >= 2:
@@ -202,11 +202,11 @@ def compare_classifiers(
     seed: int = 0,
     return_scores: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
-    """Every feature set x model: seed-001 metrics plus grouped CV, bootstrap CIs and AUC gains.
+    """Every feature set x model: reference metrics plus grouped CV, bootstrap CIs and AUC gains.
 
-    - holdout (seed 001): stratified 80/20 split; accuracy/precision/recall/f1 at the model's
+    - holdout (the reference experiment): stratified 80/20 split; accuracy/precision/recall/f1 at the model's
       default threshold, ROC-AUC with a 95 % cluster-bootstrap CI (images resampled);
-    - ``cv_auc_*``: 5-fold StratifiedKFold over rows (seed 001's protocol; leaks images);
+    - ``cv_auc_*``: 5-fold StratifiedKFold over rows (the reference experiment's protocol; leaks images);
     - ``grouped_cv_auc_*``: 5-fold StratifiedGroupKFold by image_id; ``grouped_oof_auc`` is
       the AUC of the pooled out-of-fold scores with a cluster-bootstrap CI;
     - ``auc_gain_vs_baseline``: grouped OOF AUC of this set minus that of the baseline set

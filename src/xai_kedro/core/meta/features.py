@@ -28,7 +28,15 @@ ANALYSIS_FEATURES: tuple[str, ...] = tuple(
 OBJECT_SHARE_FEATURE = "object_attention_share"
 CONFIDENCE_FEATURES: tuple[str, ...] = of_role(PREDICTION_COLUMNS, "confidence")
 
+# Metrics computed from the probability of the curves' target class: label-free only when that
+# target is the clean prediction (silver_xai's target_class == pred on every row).
+TARGET_FOLLOWING: tuple[str, ...] = tuple(m.name for m in XAI_METRICS.values() if m.follows_target)
+OOD_KEYS = (*KEYS, "corruption", "severity")
+CURVES_FOLLOW_LABEL = "curves_follow_label"  # meta dataset attribute
+
 XAI_SET, CONFIDENCE_SET, XAI_CONFIDENCE_SET = "xai", "confidence", "xai+confidence"
+# Analysis only (needs ground-truth object masks): never a deployable predictor.
+ANALYSIS_SET = "xai+object_share (analysis)"
 
 
 def require_columns(df: pd.DataFrame, cols: Sequence[str], table: str) -> None:
@@ -46,7 +54,10 @@ def build_meta_dataset(silver_xai: pd.DataFrame, silver_ood: pd.DataFrame) -> pd
     measured on the same input as the XAI features), not the corrupted image's.
     """
     require_columns(silver_xai, [*KEYS, TARGET, *XAI_FEATURES, *CONFIDENCE_FEATURES], "silver_xai")
-    require_columns(silver_ood, [*KEYS, "corruption", "severity", TARGET], "silver_ood")
+    require_columns(silver_ood, [*OOD_KEYS, TARGET], "silver_ood")
+    # Gold is a function of the Silver rows, not of their order: sort by key before anything.
+    silver_xai = silver_xai.sort_values(list(KEYS), ignore_index=True)
+    silver_ood = silver_ood.sort_values(list(OOD_KEYS), ignore_index=True)
     dup = silver_xai.duplicated(list(KEYS))
     if dup.any():
         raise ValueError(f"silver_xai has {int(dup.sum())} duplicate (image_id, adapter_id) rows")
@@ -68,27 +79,45 @@ def build_meta_dataset(silver_xai: pd.DataFrame, silver_ood: pd.DataFrame) -> pd
         )
     meta[TARGET] = meta[TARGET].astype(bool)
     meta["clean_is_correct"] = meta["clean_is_correct"].astype(bool)
-    return meta.reset_index(drop=True)
+    meta = meta.sort_values(list(OOD_KEYS), ignore_index=True)
+    follows_label = "target_class" in silver_xai.columns and bool(
+        (silver_xai["target_class"] != silver_xai["pred"]).any()
+    )
+    meta.attrs[CURVES_FOLLOW_LABEL] = follows_label
+    return meta
+
+
+def deployable_xai_features(meta_df: pd.DataFrame) -> list[str]:
+    """The label-free XAI features: curve metrics drop out when the curves followed the label."""
+    if not meta_df.attrs.get(CURVES_FOLLOW_LABEL, False):
+        return list(XAI_FEATURES)
+    logger.warning(
+        "silver_xai curves follow the true label (xai_silver.engine.target: label): %s carry "
+        "the label and are left out of the deployable XAI features",
+        ", ".join(TARGET_FOLLOWING),
+    )
+    return [f for f in XAI_FEATURES if f not in TARGET_FOLLOWING]
 
 
 def default_feature_sets(
-    meta_df: pd.DataFrame, include_object_share: bool = True
+    meta_df: pd.DataFrame, include_object_share: bool = False
 ) -> dict[str, list[str]]:
-    """XAI, CONFIDENCE and XAI+CONFIDENCE feature lists.
+    """The deployable XAI set, the confidence baselines and both together (all label-free).
 
-    ``object_attention_share`` joins XAI only when the column has no NaN: a partly missing
-    column would force the sets onto different rows and make their AUCs incomparable.
+    With ``include_object_share`` an analysis-only set adds the object-mask feature, when the
+    column is complete (a partly missing column would put the sets on different rows).
     """
-    xai = list(XAI_FEATURES)
+    xai = deployable_xai_features(meta_df)
+    conf = list(CONFIDENCE_FEATURES)
+    sets = {XAI_SET: xai, CONFIDENCE_SET: conf, XAI_CONFIDENCE_SET: xai + conf}
     if include_object_share and OBJECT_SHARE_FEATURE in meta_df.columns:
         col = meta_df[OBJECT_SHARE_FEATURE]
         if col.notna().all() and len(col):
-            xai.append(OBJECT_SHARE_FEATURE)
-        elif col.notna().any():
+            sets[ANALYSIS_SET] = [*xai, OBJECT_SHARE_FEATURE]
+        else:
             logger.warning(
-                "%s is missing for %d rows; left out of the XAI feature set",
+                "%s is missing for %d rows; no analysis set",
                 OBJECT_SHARE_FEATURE,
                 int(col.isna().sum()),
             )
-    conf = list(CONFIDENCE_FEATURES)
-    return {XAI_SET: xai, CONFIDENCE_SET: conf, XAI_CONFIDENCE_SET: xai + conf}
+    return sets

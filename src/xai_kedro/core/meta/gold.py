@@ -1,9 +1,9 @@
-"""The ten Gold tables of seed 001 (plus accuracy_estimation), built from the Silver tables.
+"""The ten Gold tables of the reference experiment (plus accuracy_estimation), built from the Silver tables.
 
-Conventions (documented because seed 001 leaves them open):
+Conventions (documented because the reference experiment leaves them open):
 - clean accuracy is measured on the same clean test images (silver_xai), not the zoo's
   validation accuracy, so clean and OOD numbers come from one image set;
-- drop_pct = (clean_accuracy - accuracy) / clean_accuracy x 100 (relative drop, seed 001's
+- drop_pct = (clean_accuracy - accuracy) / clean_accuracy x 100 (relative drop, the reference experiment's
   "accuracy drop %"), drop_points = (clean_accuracy - accuracy) x 100 (absolute);
 - the summary tables (metric, value) hold mixed values, stored as strings for Parquet.
 """
@@ -18,16 +18,20 @@ import numpy as np
 import pandas as pd
 
 from xai_kedro.core.meta import estimation as est
+from xai_kedro.core.meta.baselines import confidence_baselines
 from xai_kedro.core.meta.comparison import (
     COMPARISON_COLUMNS,
     SEED_COLUMNS,
     compare_classifiers,
     resolve_meta_params,
 )
+from xai_kedro.core.meta.correlations import correlations
+from xai_kedro.core.meta.estimation_summary import estimation_summary
 from xai_kedro.core.meta.features import (
+    ANALYSIS_FEATURES,
     CONFIDENCE_SET,
-    GROUP,
-    TARGET,
+    KEYS,
+    OOD_KEYS,
     XAI_CONFIDENCE_SET,
     XAI_FEATURES,
     XAI_SET,
@@ -36,31 +40,12 @@ from xai_kedro.core.meta.features import (
     require_columns,
 )
 from xai_kedro.core.meta.importance import feature_importance
-from xai_kedro.core.meta.stats import bootstrap_ci, cohens_d, feature_outcome_stats, pearson
+from xai_kedro.core.meta.selection import adapter_selection
 
 logger = logging.getLogger(__name__)
 
 SEVERITY_ORDER = {"shallow": 1, "medium": 2, "heavy": 3}
 
-CORRELATION_COLUMNS = (
-    "feature",
-    "pearson_r",
-    "spearman_r",
-    "point_biserial_r",
-    "cohens_d",
-    "separation_ratio",
-    "mean_correct",
-    "mean_wrong",
-    "pearson_p",
-    "spearman_p",
-    "point_biserial_p",
-    "pearson_ci_low",
-    "pearson_ci_high",
-    "cohens_d_ci_low",
-    "cohens_d_ci_high",
-    "n",
-    "feature_group",
-)
 DEGRADATION_COLUMNS = (
     "adapter_id",
     "adapter_rank",
@@ -114,55 +99,8 @@ def _with_rank(df: pd.DataFrame, adapter_zoo: pd.DataFrame | None) -> pd.DataFra
     return out
 
 
-def correlations(
-    meta_df: pd.DataFrame,
-    features: Mapping[str, Sequence[str]] | None = None,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    group_col: str = GROUP,
-) -> pd.DataFrame:
-    """Association of each clean-image feature with OOD correctness (one row per OOD sample).
-
-    ``features`` maps a group name to columns (default: XAI and confidence features). The CIs
-    of Pearson r and Cohen's d come from a cluster bootstrap over ``group_col`` (images).
-    """
-    if features is None:
-        sets = default_feature_sets(meta_df)
-        features = {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]}
-    require_columns(meta_df, [TARGET, group_col], "meta dataset")
-    y = meta_df[TARGET].to_numpy(dtype=bool)
-    groups = meta_df[group_col].to_numpy()
-    rows = []
-    for group_name, cols in features.items():
-        require_columns(meta_df, list(cols), "meta dataset")
-        for f in cols:
-            x = meta_df[f].to_numpy(dtype=float)
-            row: dict[str, Any] = {"feature": f, "feature_group": group_name}
-            row.update(feature_outcome_stats(x, y, name=f))
-            ok = np.isfinite(x)
-            if np.isfinite(row["pearson_r"]):
-                low, high = bootstrap_ci(
-                    lambda xx, yy: [pearson(xx, yy), cohens_d(xx, yy)],
-                    x[ok],
-                    y[ok],
-                    n_boot=n_boot,
-                    alpha=alpha,
-                    seed=seed,
-                    groups=groups[ok],
-                )
-                row.update(
-                    pearson_ci_low=low[0],
-                    pearson_ci_high=high[0],
-                    cohens_d_ci_low=low[1],
-                    cohens_d_ci_high=high[1],
-                )
-            rows.append(row)
-    return pd.DataFrame(rows).reindex(columns=list(CORRELATION_COLUMNS))
-
-
 def classifier_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
-    """compare_classifiers' output with seed 001's columns first and the XAI set's rows first."""
+    """compare_classifiers' output with the reference experiment's columns first and the XAI set's rows first."""
     require_columns(comparison, list(SEED_COLUMNS) + ["feature_set"], "comparison")
     order = {XAI_SET: 0, CONFIDENCE_SET: 1, XAI_CONFIDENCE_SET: 2}
     key = comparison["feature_set"].map(order).fillna(len(order))
@@ -178,7 +116,7 @@ def adapter_summary(
     features: Sequence[str] = XAI_FEATURES,
 ) -> pd.DataFrame:
     """Per adapter: OOD accuracy, mean/std of the XAI features on clean images, clean accuracy,
-    and n_samples (OOD rows, as in seed 001)."""
+    and n_samples (OOD rows, as in the reference experiment)."""
     require_columns(silver_xai, ["adapter_id", "is_correct", *features], "silver_xai")
     g = silver_xai.groupby("adapter_id", sort=True)
     out = pd.DataFrame({"accuracy": est.ood_accuracy_per_adapter(silver_ood)})
@@ -218,7 +156,7 @@ def degradation(
 
 
 def worst_corruption(degradation_df: pd.DataFrame) -> pd.DataFrame:
-    """Per adapter, the (corruption, severity) with the largest drop_pct (seed 001's table)."""
+    """Per adapter, the (corruption, severity) with the largest drop_pct (the reference experiment's table)."""
     require_columns(degradation_df, ["adapter_id", "corruption", "drop_pct"], "degradation")
     rows = []
     for adapter, g in degradation_df.groupby("adapter_id", sort=True):
@@ -303,7 +241,7 @@ def _ci(low: Any, high: Any, spec: str = ".3f") -> str:
 def qualitative_summary(
     corr: pd.DataFrame, comparison: pd.DataFrame, xai_set: str = XAI_SET
 ) -> pd.DataFrame:
-    """Seed 001's qualitative rows (best predictor, |r|, |d|, best meta-learner, its AUC) plus
+    """The reference experiment's qualitative rows (best predictor, |r|, |d|, best meta-learner, its AUC) plus
     the grouped-CV view and what XAI adds over the confidence baseline."""
     x = corr[corr["feature_group"] == "xai"] if "feature_group" in corr.columns else corr
     rows: list[tuple[str, str]] = []
@@ -351,7 +289,7 @@ def qualitative_summary(
 def quantitative_summary(
     silver_xai: pd.DataFrame, silver_ood: pd.DataFrame, degradation_df: pd.DataFrame
 ) -> pd.DataFrame:
-    """Counts and drop extremes (seed 001's quantitative rows plus image/row counts)."""
+    """Counts and drop extremes (the reference experiment's quantitative rows plus image/row counts)."""
     drops = degradation_df["drop_pct"]
     rows = [
         ("Adapters tested", str(silver_ood["adapter_id"].nunique())),
@@ -374,23 +312,30 @@ def build_gold_tables(
     estimation_params: Mapping[str, Any] | None = None,
     seed: int = 0,
     degradation_table: pd.DataFrame | None = None,
+    silver_source: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """All Gold outputs in one call: the ten seed-001 tables, accuracy_estimation, and the
-    meta-learners' test/out-of-fold scores (``classifier_scores``, for ROC plots).
+    """All Gold outputs in one call: the ten reference tables, accuracy_estimation with its
+    summary and adapter_selection, and the meta-learners' test/out-of-fold scores
+    (``classifier_scores``, for ROC plots).
 
-    ``degradation_table`` reuses a degradation table already built (the ood stage writes it)."""
+    ``degradation_table`` reuses a degradation table already built (the ood stage writes it);
+    ``silver_source`` holds the validation-split predictions (clean and under source-side
+    shifts) the label-free estimators take as their source."""
     p = resolve_meta_params(meta_params)
+    # A function of the Silver rows, not of their order (Spark returns them in any order).
+    silver_xai = silver_xai.sort_values(list(KEYS), ignore_index=True)
+    silver_ood = silver_ood.sort_values(list(OOD_KEYS), ignore_index=True)
     meta = build_meta_dataset(silver_xai, silver_ood)
     sets = default_feature_sets(meta, p["include_object_share"])
-    corr = correlations(
-        meta,
-        {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]},
-        n_boot=int(p["n_bootstrap"]),
-        alpha=float(p["ci_alpha"]),
-        seed=seed,
-    )
+    groups = {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]}
+    analysis = [f for f in ANALYSIS_FEATURES if f in meta and meta[f].notna().any()]
+    if analysis:
+        groups["analysis"] = analysis
+    boot = {"n_boot": int(p["n_bootstrap"]), "alpha": float(p["ci_alpha"]), "seed": seed}
+    corr = correlations(meta, groups, **boot)
     comp, scores = compare_classifiers(meta, sets, p, seed, return_scores=True)
     comp = classifier_comparison(comp)
+    baselines, baseline_differences = confidence_baselines(meta, scores, boot)
     importance = feature_importance(meta, sets[XAI_SET], p, seed)
     summary = adapter_summary(silver_xai, silver_ood, adapter_zoo)
     degr = (
@@ -399,7 +344,7 @@ def build_gold_tables(
         else degradation_table
     )
     estimate = est.accuracy_estimation(
-        silver_xai, silver_ood, sets[XAI_SET], estimation_params, seed
+        silver_xai, silver_ood, silver_source, None, estimation_params, seed
     )
     return {
         "correlations": corr,
@@ -413,5 +358,9 @@ def build_gold_tables(
         "adapter_ranking": adapter_ranking(summary),
         "worst_corruption": worst_corruption(degr),
         "accuracy_estimation": estimate,
+        "accuracy_estimation_summary": estimation_summary(estimate, estimation_params, seed),
+        "adapter_selection": adapter_selection(estimate, estimation_params, seed),
         "classifier_scores": scores,
+        "confidence_baselines": baselines,
+        "confidence_baseline_differences": baseline_differences,
     }

@@ -43,13 +43,13 @@ def feature_importance(
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Seed 001's importance table on the same stratified 80/20 split as compare_classifiers.
+    """The reference experiment's importance table on the same stratified 80/20 split as compare_classifiers.
 
     xgb_importance: XGBoost (the "XGBoost" model) gain, normalised to sum 1; rf_importance:
     RandomForest impurity importance; perm_importance/perm_std: sklearn permutation importance
-    of ``permutation_model`` on the test split, scored by ``permutation_scoring`` (seed 001:
+    of ``permutation_model`` on the test split, scored by ``permutation_scoring`` (the reference experiment:
     accuracy drop); lr_coef/lr_odds_ratio: LogisticRegression coefficient on standardised
-    features and exp(coef). Sorted by perm_importance, as in seed 001.
+    features and exp(coef). Sorted by perm_importance, as in the reference experiment.
     """
     p = resolve_meta_params(params)
     if features is None:

@@ -76,7 +76,7 @@ DEFAULT_MODELS: dict[str, dict[str, Any]] = {
         "estimator": "logistic_regression",
         "C": 0.1,
         "class_weight": "balanced",
-        "max_iter": 1000,  # seed 001 gives none; lbfgs needs more than sklearn's 100 at times
+        "max_iter": 1000,  # the reference experiment gives none; lbfgs needs more than sklearn's 100 at times
     },
 }
 

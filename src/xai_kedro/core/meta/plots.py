@@ -3,20 +3,23 @@
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from sklearn.metrics import roc_curve
 
+from xai_kedro.core.meta.estimation import METHOD_LABELS, OVERALL
 from xai_kedro.core.meta.features import XAI_SET
 
-METHOD_LABELS = {
-    "meta_regressor": "Meta-regressor (LOAO RF)",
-    "atc": "ATC-MC",
-    "atc_ne": "ATC-NE",
-    "doc": "DoC",
-}
+# accuracy_estimation_plot: panels per row, padding around the data (share of its span), the
+# smallest span drawn (accuracy units) and the most families named in the legend
+ESTIMATION_PLOT_COLUMNS = 4
+ESTIMATION_PLOT_PAD = 0.08
+ESTIMATION_PLOT_MIN_SPAN = 0.05
+ESTIMATION_PLOT_MAX_LEGEND = 20
 
 
 def _empty(fig: Figure, ax: Axes, message: str) -> Figure:
@@ -41,17 +44,31 @@ def correlation_bars(corr: pd.DataFrame, stat: str = "pearson_r") -> Figure:
         hi = corr[hi_col].to_numpy(dtype=float)
         err = np.nan_to_num(np.vstack([values - lo, hi - values]), nan=0.0)
     groups = corr.get("feature_group", pd.Series(["xai"] * len(corr)))
-    colors = ["tab:blue" if g == "xai" else "tab:gray" for g in groups]
+    palette = {"xai": "tab:blue", "confidence": "tab:gray", "analysis": "tab:orange"}
+    colors = [palette.get(g, "tab:gray") for g in groups]
     ax.barh(y, np.nan_to_num(values), xerr=err, color=colors, capsize=3)
     ax.set_yticks(y, corr["feature"].astype(str))
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel(f"{stat} with is_correct (95% cluster-bootstrap CI)")
-    ax.set_ylabel("feature (blue: XAI, grey: confidence)")
+    if "pearson_p" in corr.columns:  # the p-value of the per-image means, beside each bar
+        for yi, v, p_value in zip(y, np.nan_to_num(values), corr["pearson_p"], strict=True):
+            ax.annotate(
+                f"p={p_value:.2g}" if np.isfinite(p_value) else "p=n/a",
+                (v, yi),
+                xytext=(4 if v >= 0 else -4, 6),
+                textcoords="offset points",
+                ha="left" if v >= 0 else "right",
+                fontsize=7,
+            )
+    ax.set_xlabel(f"{stat} with is_correct (95% CI, images resampled; p from per-image means)")
+    ax.set_ylabel("feature (blue: XAI, grey: confidence, orange: analysis)")
     return fig
 
 
-def roc_curves(scores: pd.DataFrame, feature_set: str = XAI_SET, split: str = "test") -> Figure:
-    """ROC curve of every meta-learner on one feature set (``split``: test or grouped_oof)."""
+def roc_curves(
+    scores: pd.DataFrame, feature_set: str = XAI_SET, split: str = "grouped_oof"
+) -> Figure:
+    """ROC curve of every meta-learner on one feature set: image-grouped out-of-fold scores by
+    default (``split="test"``: the reference's leaky stratified holdout)."""
     fig = Figure(figsize=(6, 6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(f"Meta-learner ROC ({feature_set}, {split})")
@@ -76,26 +93,28 @@ def roc_curves(scores: pd.DataFrame, feature_set: str = XAI_SET, split: str = "t
 
 
 def feature_importance_plot(importance: pd.DataFrame) -> Figure:
-    """Grouped bars: XGBoost gain, RandomForest and permutation importance per feature."""
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title("Meta-learner feature importance")
+    """One panel per kind of importance (gain shares, impurity shares and accuracy drops are not
+    on one scale), features in the same order on every panel."""
     cols = [
-        ("xgb_importance", "XGBoost gain"),
-        ("rf_importance", "RandomForest"),
-        ("perm_importance", "permutation"),
+        ("xgb_importance", "XGBoost gain (share)"),
+        ("rf_importance", "RandomForest impurity (share)"),
+        ("perm_importance", "permutation (accuracy drop)"),
     ]
+    fig = Figure(figsize=(11, 0.45 * max(len(importance), 4) + 1.6), layout="constrained")
+    axes = fig.subplots(1, len(cols), sharey=True)
+    fig.suptitle("Meta-learner feature importance")
     if importance.empty or importance[[c for c, _ in cols]].isna().all().all():
-        return _empty(fig, ax, "no importances")
-    x = np.arange(len(importance))
-    width = 0.8 / len(cols)
-    for i, (col, label) in enumerate(cols):
+        return _empty(fig, axes[0], "no importances")
+    y = np.arange(len(importance))
+    for ax, (col, label) in zip(axes, cols, strict=True):
         err = importance["perm_std"].fillna(0) if col == "perm_importance" else None
-        ax.bar(x + (i - 1) * width, importance[col].fillna(0), width, yerr=err, label=label)
-    ax.set_xticks(x, importance["feature"].astype(str), rotation=20, ha="right")
-    ax.set_xlabel("feature")
-    ax.set_ylabel("importance")
-    ax.legend()
+        ax.barh(y, importance[col].fillna(0), xerr=err, color="tab:blue", capsize=3)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("importance")
+    axes[0].set_yticks(y, importance["feature"].astype(str))
+    axes[0].set_ylabel("feature")
+    axes[0].invert_yaxis()
     return fig
 
 
@@ -123,45 +142,75 @@ def degradation_heatmap(degradation: pd.DataFrame, value: str = "accuracy") -> F
 
 def adapter_ranking_plot(ranking: pd.DataFrame) -> Figure:
     """OOD accuracy against clean accuracy per adapter; distance below the diagonal = loss."""
-    fig = Figure(figsize=(6, 6), layout="constrained")
+    fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title("Adapter robustness: clean vs. OOD accuracy")
     if ranking.empty:
         return _empty(fig, ax, "no adapters")
     x = ranking["clean_accuracy"].to_numpy(dtype=float)
     y = ranking["ood_accuracy"].to_numpy(dtype=float)
+    order = np.argsort(-y, kind="stable")
     ax.scatter(x, y)
-    for xi, yi, name in zip(x, y, ranking["adapter_id"].astype(str), strict=True):
-        ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    lo = float(np.nanmin(np.r_[x, y, 1.0])) - 0.02
-    ax.plot([lo, 1], [lo, 1], ls="--", color="gray", label="no degradation")
+    # Number the points and list the names beside the axes: names written at the points
+    # overlap as soon as adapters have similar accuracies.
+    names = ranking["adapter_id"].astype(str).to_numpy()
+    for number, i in enumerate(order, start=1):
+        ax.annotate(
+            str(number), (x[i], y[i]), textcoords="offset points", xytext=(3, 3), fontsize=8
+        )
+    key = "\n".join(f"{n}. {names[i]}" for n, i in enumerate(order, start=1))
+    ax.text(1.02, 1.0, key, transform=ax.transAxes, va="top", fontsize=8)
+    lo = float(np.nanmin(np.r_[x, y])) - 0.02
+    hi = float(np.nanmax(np.r_[x, y])) + 0.02
+    ax.plot([lo, hi], [lo, hi], ls="--", color="gray", label="no degradation")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi))
     ax.set_xlabel("clean accuracy")
     ax.set_ylabel("OOD accuracy (all corruptions)")
     ax.legend(loc="upper left")
     return fig
 
 
-def accuracy_estimation_plot(estimation: pd.DataFrame) -> Figure:
-    """Predicted vs measured OOD accuracy per adapter for each estimator (MAE in the legend)."""
-    fig = Figure(figsize=(6, 6), layout="constrained")
-    ax = fig.add_subplot()
-    ax.set_title("OOD accuracy estimation per adapter")
-    measured = estimation["measured_ood_accuracy"].to_numpy(dtype=float)
-    drawn = 0
-    for method, label in METHOD_LABELS.items():
-        col = f"{method}_pred"
-        if col not in estimation.columns or estimation[col].isna().all():
-            continue
-        pred = estimation[col].to_numpy(dtype=float)
-        mae = float(np.nanmean(np.abs(pred - measured)) * 100)
-        ax.scatter(measured, pred, label=f"{label} (MAE {mae:.1f} pts)")
-        drawn += 1
-    if not drawn:
-        return _empty(fig, ax, "no estimates")
-    ax.plot([0, 1], [0, 1], ls="--", color="gray", label="perfect estimate")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("measured OOD accuracy")
-    ax.set_ylabel("predicted OOD accuracy")
-    ax.legend(loc="upper left")
+def accuracy_estimation_plot(estimation: pd.DataFrame, shift: str = OVERALL) -> Figure:
+    """Predicted vs measured OOD accuracy per adapter, one panel per method (MAE and Spearman
+    rho in the title), points coloured by config family, axes zoomed to the data."""
+    rows = estimation[estimation["shift"] == shift] if "shift" in estimation.columns else estimation
+    rows = rows.dropna(subset=["predicted_accuracy", "measured_accuracy"])
+    methods = [m for m in METHOD_LABELS if m in set(rows["method"])]
+    n_cols = min(ESTIMATION_PLOT_COLUMNS, max(len(methods), 1))
+    n_rows = max(1, -(-len(methods) // n_cols))
+    fig = Figure(figsize=(3.2 * n_cols + 1.5, 3.2 * n_rows + 0.8), layout="constrained")
+    fig.suptitle(f"OOD accuracy estimation per adapter (shift: {shift})")
+    if not methods:
+        return _empty(fig, fig.add_subplot(), "no estimates")
+    families = sorted(rows["family"].astype(str).unique()) if "family" in rows else ["all"]
+    cmap = matplotlib.colormaps["tab20"]
+    colour = {f: cmap(i % cmap.N) for i, f in enumerate(families)}
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax, method in zip(axes, methods, strict=False):
+        g = rows[rows["method"] == method]
+        values = g[["predicted_accuracy", "measured_accuracy"]].to_numpy(dtype=float)
+        pad = ESTIMATION_PLOT_PAD * max(float(np.ptp(values)), ESTIMATION_PLOT_MIN_SPAN)
+        lo, hi = float(values.min()) - pad, float(values.max()) + pad
+        fam = g["family"].astype(str) if "family" in g else pd.Series("all", index=g.index)
+        ax.scatter(
+            g["measured_accuracy"],
+            g["predicted_accuracy"],
+            c=[colour[f] for f in fam],
+            s=22,
+            edgecolors="black",
+            linewidths=0.3,
+        )
+        err = (g["predicted_accuracy"] - g["measured_accuracy"]).abs().mean() * 100
+        rho = g["predicted_accuracy"].corr(g["measured_accuracy"], method="spearman")
+        ax.set_title(f"{METHOD_LABELS[method]}\nMAE {err:.1f} pts, rho {rho:.2f}", fontsize=9)
+        ax.plot([lo, hi], [lo, hi], ls="--", color="gray", lw=0.8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("measured OOD accuracy")
+        ax.set_ylabel("predicted OOD accuracy")
+    for ax in axes[len(methods) :]:
+        ax.set_axis_off()
+    if len(families) <= ESTIMATION_PLOT_MAX_LEGEND:
+        handles = [Line2D([], [], ls="", marker="o", color=colour[f], label=f) for f in families]
+        fig.legend(handles=handles, title="config family", loc="outside right upper", fontsize=7)
     return fig

@@ -9,9 +9,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from xai_kedro.core.meta.estimation import METHODS
-from xai_kedro.core.meta.features import CONFIDENCE_SET, XAI_CONFIDENCE_SET, XAI_SET
-from xai_kedro.core.meta.plots import METHOD_LABELS
+from xai_kedro.core.meta.estimation import META_CONFIDENCE, META_REGRESSOR, REGRESSORS
+from xai_kedro.core.meta.faithfulness import faithfulness_section
+from xai_kedro.core.meta.findings import (
+    baselines_section,
+    definitions_section,
+    reproduction_section,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,9 @@ def _predictor_section(corr: pd.DataFrame) -> list[str]:
         f"The strongest XAI predictor of correctness under corruption is **{b['feature']}**: "
         f"Pearson r = {_f(r, '+.3f')} ({_ci(b['pearson_ci_low'], b['pearson_ci_high'], '+.3f')}), "
         f"Cohen's d = {_f(d, '+.3f')} ({_ci(b['cohens_d_ci_low'], b['cohens_d_ci_high'], '+.3f')}), "
-        f"a {effect_size_word(d)} effect (n = {_f(b['n'], '.0f')} OOD predictions)."
+        f"a {effect_size_word(d)} effect (n = {_f(b['n'], '.0f')} OOD predictions of "
+        f"{_f(b.get('n_images'), '.0f')} images; p = {_f(b.get('pearson_p'), '.2g')} from the "
+        f"per-image means, r over images {_f(b.get('pearson_r_images'), '+.3f')})."
     )
     direction = "more" if r > 0 else "fewer"
     lo, hi = float(b["pearson_ci_low"]), float(b["pearson_ci_high"])
@@ -80,85 +86,11 @@ def _predictor_section(corr: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _meta_section(comp: pd.DataFrame) -> list[str]:
-    lines = ["## Meta-learners (XAI features only)"]
-    cx = comp[comp["feature_set"] == XAI_SET]
-    if cx["roc_auc"].isna().all():
-        return [*lines, "No meta-learner could be evaluated (degenerate target)."]
-    b = cx.loc[cx["roc_auc"].idxmax()]
-    lines.append(
-        f"On seed 001's stratified holdout split the best model is **{b['model']}** "
-        f"(ROC-AUC {_f(b['roc_auc'])}, {_ci(b['roc_auc_ci_low'], b['roc_auc_ci_high'])}; "
-        f"5-fold CV AUC {_f(b['cv_auc_mean'])} ± {_f(b['cv_auc_std'])})."
-    )
-    if cx["grouped_cv_auc_mean"].notna().any():
-        g = cx.loc[cx["grouped_cv_auc_mean"].idxmax()]
-        same = "the same model" if g["model"] == b["model"] else f"**{g['model']}**"
-        lines.append(
-            f"With folds grouped by image the best is {same} "
-            f"(grouped CV AUC {_f(g['grouped_cv_auc_mean'])} ± {_f(g['grouped_cv_auc_std'])}; "
-            f"pooled out-of-fold AUC {_f(g['grouped_oof_auc'])}, "
-            f"{_ci(g['grouped_oof_auc_ci_low'], g['grouped_oof_auc_ci_high'])})."
-        )
-        low = float(g["grouped_oof_auc_ci_low"])
-        verdict = (
-            "better than chance"
-            if np.isfinite(low) and low > 0.5
-            else "not distinguishable from chance (the interval reaches 0.5)"
-        )
-        lines.append(f"Under grouped CV the XAI meta-learner is {verdict}.")
-    return lines
-
-
-def _added_value_section(comp: pd.DataFrame) -> list[str]:
-    lines = ["## Does XAI add over confidence?"]
-    ext = comp[(comp["feature_set"] == XAI_CONFIDENCE_SET) & comp["auc_gain_vs_baseline"].notna()]
-    if ext.empty:
-        return [*lines, "Not computed (no grouped out-of-fold scores for both feature sets)."]
-    g = ext.loc[ext["grouped_oof_auc"].idxmax()]
-    base = comp[(comp["feature_set"] == CONFIDENCE_SET) & (comp["model"] == g["model"])]
-    base_auc = base["grouped_oof_auc"].iloc[0] if len(base) else np.nan
-    gain = float(g["auc_gain_vs_baseline"])
-    lo, hi = float(g["auc_gain_ci_low"]), float(g["auc_gain_ci_high"])
-    numbers = (
-        f"grouped out-of-fold AUC {_f(g['grouped_oof_auc'])} for XAI + confidence vs "
-        f"{_f(base_auc)} for confidence alone ({g['model']}), difference {_f(gain, '+.3f')} "
-        f"({_ci(lo, hi, '+.3f')}, paired cluster bootstrap over images)"
-    )
-    if np.isfinite(lo) and lo > 0:
-        lines.append(f"XAI features **add** predictive power over confidence: {numbers}.")
-    elif np.isfinite(hi) and hi < 0:
-        lines.append(f"Adding XAI features **lowers** the AUC compared with confidence: {numbers}.")
-    else:
-        lines.append(f"There is **no evidence that XAI adds** over confidence: {numbers}.")
-    alone = comp[(comp["feature_set"] == XAI_SET) & (comp["model"] == g["model"])]
-    if len(alone) and np.isfinite(float(alone["auc_gain_vs_baseline"].iloc[0])):
-        a = alone.iloc[0]
-        lines.append(
-            f"XAI alone minus confidence alone: {_f(a['auc_gain_vs_baseline'], '+.3f')} "
-            f"({_ci(a['auc_gain_ci_low'], a['auc_gain_ci_high'], '+.3f')})."
-        )
-    return lines
-
-
-def _leakage_section(comp: pd.DataFrame, tolerance: float) -> list[str]:
-    gap = comp["cv_auc_mean"] - comp["grouped_cv_auc_mean"]
-    if gap.isna().all():
-        return []
-    i = gap.idxmax()
-    worst = comp.loc[i]
-    if gap[i] > tolerance:
-        return [
-            f"**Caveat (leakage):** the ungrouped 5-fold CV AUC exceeds the image-grouped one by "
-            f"up to {_f(gap[i])} ({worst['model']} on {worst['feature_set']}: "
-            f"{_f(worst['cv_auc_mean'])} vs {_f(worst['grouped_cv_auc_mean'])}). One image "
-            "appears under several corruptions and adapters, so ungrouped folds put it on both "
-            "sides and overstate performance; trust the grouped numbers."
-        ]
-    return [
-        f"Ungrouped and image-grouped CV AUCs agree within {_f(tolerance)} "
-        f"(largest gap {_f(gap[i], '+.3f')}): no sign of leakage across images."
-    ]
+def _quarantine_section(quarantine: pd.DataFrame) -> list[str]:
+    """Inputs that never reached Bronze, by reason (duplicates with conflicting labels included)."""
+    counts = quarantine["reason"].value_counts().sort_index()
+    listed = ", ".join(f"{reason} {int(n)}" for reason, n in counts.items())
+    return ["## Quarantined inputs", f"{int(counts.sum())} inputs were quarantined: {listed}."]
 
 
 def _corruption_section(worst: pd.DataFrame) -> list[str]:
@@ -201,21 +133,151 @@ def _adapter_section(ranking: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _estimation_section(estimation: pd.DataFrame) -> list[str]:
+def _with_ci(row: pd.Series, value: str, prefix: str, spec: str = ".2f") -> str:
+    return (
+        f"{_f(row[value], spec)} [{_f(row[f'{prefix}_ci_low'], spec)}, "
+        f"{_f(row[f'{prefix}_ci_high'], spec)}]"
+    )
+
+
+def _interval_verdict(low: float, high: float) -> int:
+    """+1 when the interval is above zero, -1 below, 0 when it includes zero (or is NaN)."""
+    if np.isfinite(low) and low > 0:
+        return 1
+    if np.isfinite(high) and high < 0:
+        return -1
+    return 0
+
+
+def _estimation_section(summary: pd.DataFrame, selection: pd.DataFrame | None) -> list[str]:
+    """Comparison of the XAI meta-regressor with the label-free estimators, and selection."""
     lines = ["## Per-adapter OOD accuracy estimation"]
-    maes = {}
-    for m in METHODS:
-        col = f"{m}_abs_err"
-        if col in estimation.columns and estimation[col].notna().any():
-            maes[m] = float(estimation[col].mean())
-    if not maes:
+    overall = summary[summary["level"] == "overall"].sort_values("mae_points", kind="stable")
+    if overall.empty or overall["mae_points"].isna().all():
         return [*lines, "No estimator produced a prediction."]
-    for m, mae in sorted(maes.items(), key=lambda kv: kv[1]):
-        lines.append(f"- {METHOD_LABELS[m]}: mean absolute error {_f(mae, '.2f')} points")
-    best = min(maes, key=maes.get)
-    lines.append(f"Lowest error: **{METHOD_LABELS[best]}** over {len(estimation)} adapters.")
-    if "meta_regressor" not in maes:
-        lines.append("The meta-regressor is unavailable (too few adapters for leave-one-out).")
+    n_adapters = int(overall["n_adapters"].max())
+    n_families = int(overall["n_families"].max())
+    lines += [
+        f"{n_adapters} adapters in {n_families} config families. The meta-regressor predicts "
+        "each adapter from a forest fitted on the other families only (on their measured OOD "
+        "accuracies: it learns from labelled shifted data of other adapters, the label-free "
+        "estimators use none); brackets are 95% "
+        "bootstrap intervals over adapters (whole families resampled). Errors are in accuracy "
+        "points; MAE − meta < 0 means the method beats the XAI + confidence meta-regressor.",
+        "",
+        "| method | MAE | max abs error | Spearman rho | MAE − meta |",
+        "|---|---|---|---|---|",
+    ]
+    for _, r in overall.iterrows():
+        lines.append(
+            f"| {r['label']} | {_with_ci(r, 'mae_points', 'mae')} | "
+            f"{_with_ci(r, 'max_abs_error_points', 'max_abs_error')} | "
+            f"{_with_ci(r, 'spearman_rho', 'spearman')} | "
+            f"{_with_ci(r, 'mae_minus_meta_points', 'mae_minus_meta', '+.2f')} |"
+        )
+    per = summary[summary["level"] == "corruption"]
+    shifts = sorted(per["shift"].unique())
+    if shifts:
+        lines += [
+            "",
+            "Per corruption (MAE [interval]; Spearman rho):",
+            "",
+            "| method | " + " | ".join(shifts) + " |",
+            "|---|" + "---|" * len(shifts),
+        ]
+        table = per.set_index(["method", "shift"])
+        for method, label in zip(overall["method"], overall["label"], strict=True):
+            cells = []
+            for shift in shifts:
+                if (method, shift) not in table.index:
+                    cells.append("n/a")
+                    continue
+                r = table.loc[(method, shift)]
+                cells.append(f"{_with_ci(r, 'mae_points', 'mae')}; {_f(r['spearman_rho'], '.2f')}")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", *_estimation_verdicts(overall)]
+    if selection is not None:
+        lines += ["", *_selection_lines(selection)]
+    return lines
+
+
+def _estimation_verdicts(overall: pd.DataFrame) -> list[str]:
+    rows = overall.set_index("method")
+    if META_REGRESSOR not in rows.index or not np.isfinite(rows.loc[META_REGRESSOR, "mae_points"]):
+        return ["The meta-regressor is unavailable (too few adapters or config families)."]
+    free = rows[~rows.index.isin(REGRESSORS) & rows["mae_points"].notna()]
+    verdicts = {
+        m: _interval_verdict(r["mae_minus_meta_ci_low"], r["mae_minus_meta_ci_high"])
+        for m, r in free.iterrows()
+    }
+    better = [rows.loc[m, "label"] for m, v in verdicts.items() if v < 0]
+    unclear = [rows.loc[m, "label"] for m, v in verdicts.items() if v == 0]
+    question = (
+        "**Does the XAI profile estimate OOD accuracy better than every label-free estimator?**"
+    )
+    if not verdicts:
+        answer = "No label-free estimator ran."
+    elif better:
+        answer = f"**No**: {', '.join(better)} reach a lower MAE (difference interval below 0)."
+    elif unclear:
+        answer = (
+            f"**Not established**: against {', '.join(unclear)} the MAE difference interval "
+            "includes zero."
+        )
+    else:
+        answer = "**Yes**: every label-free estimator's MAE is higher, with intervals above 0."
+    lines = [f"{question} {answer}"]
+    if META_CONFIDENCE in rows.index and np.isfinite(rows.loc[META_CONFIDENCE, "mae_points"]):
+        c = rows.loc[META_CONFIDENCE]
+        v = _interval_verdict(c["mae_minus_meta_ci_low"], c["mae_minus_meta_ci_high"])
+        word = {1: "lowers the error", -1: "raises the error", 0: "makes no established difference"}
+        lines.append(
+            f"Ablation: adding the XAI aggregates to the confidence aggregates {word[v]} "
+            f"(confidence-only MAE minus XAI + confidence MAE "
+            f"{_with_ci(c, 'mae_minus_meta_points', 'mae_minus_meta', '+.2f')} points)."
+        )
+    return lines
+
+
+def _selection_lines(selection: pd.DataFrame) -> list[str]:
+    overall = selection[selection["level"] == "overall"]
+    if overall.empty:
+        return []
+    lines = [
+        "### Selection (all corruptions)",
+        "Each method picks the adapter it predicts to be most accurate under shift; regret = "
+        "oracle's true OOD accuracy minus the pick's; gain = the pick's minus that of the "
+        "adapter with the best clean validation accuracy (points, 95% bootstrap intervals).",
+        "",
+        "| method | pick | true OOD accuracy | regret | gain vs clean pick |",
+        "|---|---|---|---|---|",
+    ]
+    for _, r in overall.iterrows():
+        lines.append(
+            f"| {r['label']} | {r['picked_adapter']} | {_f(r['picked_true_accuracy'])} | "
+            f"{_with_ci(r, 'regret_points', 'regret')} | "
+            f"{_with_ci(r, 'gain_vs_clean_points', 'gain_vs_clean', '+.2f')} |"
+        )
+    first = overall.iloc[0]
+    lines.append(
+        f"\nOracle: {first['oracle_adapter']} ({_f(first['oracle_accuracy'])}); by clean "
+        f"accuracy: {first['clean_pick_adapter']} ({_f(first['clean_pick_accuracy'])})."
+    )
+    meta = overall[overall["method"] == META_REGRESSOR]
+    question = "**Does selecting by the XAI meta-regressor beat selecting by clean accuracy?**"
+    if meta.empty or pd.isna(meta["picked_adapter"].iloc[0]):
+        return [*lines, f"{question} Not computed (no meta-regressor predictions)."]
+    m = meta.iloc[0]
+    v = _interval_verdict(m["gain_vs_clean_ci_low"], m["gain_vs_clean_ci_high"])
+    answer = {
+        1: "**Yes**: the gain interval is above 0",
+        -1: "**No**, it selects worse: the gain interval is below 0",
+        0: "**Not established**: the gain interval includes 0",
+    }[v]
+    lines.append(
+        f"{question} {answer} (gain "
+        f"{_with_ci(m, 'gain_vs_clean_points', 'gain_vs_clean', '+.2f')} points)."
+    )
     return lines
 
 
@@ -230,20 +292,30 @@ def summary_report(tables: Mapping[str, pd.DataFrame], leakage_tolerance: float 
     if quant is not None:
         pairs = zip(quant["metric"], quant["value"], strict=True)
         out += [", ".join(f"{m}: {v}" for m, v in pairs) + ".", ""]
+    out += [*definitions_section(), ""]
+    quarantine = _table(tables, "bronze_quarantine")
+    if quarantine is not None:
+        out += [*_quarantine_section(quarantine), ""]
+    baselines = _table(tables, "confidence_baselines")
+    if baselines is not None:
+        differences = _table(tables, "confidence_baseline_differences")
+        out += [*baselines_section(baselines, differences), ""]
     corr = _table(tables, "correlations")
     if corr is not None:
         out += [*_predictor_section(corr), ""]
     comp = _table(tables, "classifier_comparison")
     if comp is not None:
-        out += [*_meta_section(comp), *_leakage_section(comp, leakage_tolerance), ""]
-        out += [*_added_value_section(comp), ""]
+        out += [*reproduction_section(comp, leakage_tolerance), ""]
     worst = _table(tables, "worst_corruption")
     if worst is not None:
         out += [*_corruption_section(worst), ""]
     ranking = _table(tables, "adapter_ranking")
     if ranking is not None:
         out += [*_adapter_section(ranking), ""]
-    estimation = _table(tables, "accuracy_estimation")
+    estimation = _table(tables, "accuracy_estimation_summary")
     if estimation is not None:
-        out += [*_estimation_section(estimation), ""]
+        out += [*_estimation_section(estimation, _table(tables, "adapter_selection")), ""]
+    faithfulness = _table(tables, "explainer_faithfulness")
+    if faithfulness is not None:
+        out += [*faithfulness_section(faithfulness), ""]
     return "\n".join(out).rstrip() + "\n"

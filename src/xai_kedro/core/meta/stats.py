@@ -6,7 +6,7 @@ give direction and strength, Cohen's d and the separation ratio give the effect 
 (cluster) bootstrap gives uncertainty that respects the repetition of one image across many
 adapters/corruptions.
 
-Separation ratio: seed 001 describes it as "mean difference / pooled std", but its own table has
+Separation ratio: the reference experiment describes it as "mean difference / pooled std", but its own table has
 cohens_d ~ 2 x separation_ratio for every feature (entropy -0.4976 vs 0.2555, sparsity 0.0923 vs
 0.0461, deletion 0.3306 vs 0.1650, insertion 0.5482 vs 0.2309). With equal group spreads
 d = |dm| / s while |dm| / (s_correct + s_wrong) = |dm| / (2 s), so the reference numbers fit
@@ -40,6 +40,8 @@ STAT_KEYS = (
     "mean_correct",
     "mean_wrong",
     "n",
+    "pearson_r_images",
+    "n_images",
 )
 
 
@@ -119,12 +121,41 @@ def separation_ratio(x: Any, y_bool: Any) -> float:
     return float(abs(x1.mean() - x0.mean()) / spread)
 
 
-def feature_outcome_stats(x: Any, y_bool: Any, name: str = "feature") -> dict[str, float]:
+def group_means(x: Any, y: Any, groups: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One point per group (image): the mean of x and the mean outcome over its rows."""
+    frame = pd.DataFrame({"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float)})
+    means = frame.groupby(np.asarray(groups), sort=True).mean()
+    return means["x"].to_numpy(), means["y"].to_numpy()
+
+
+def clustered_p_values(x: Any, y: Any, groups: Any) -> dict[str, float]:
+    """p-values that respect the clustering: Pearson and Spearman tests on the per-group means.
+
+    One image appears under many adapters and corruptions; its rows are not independent, so a
+    test over rows overstates n (and a p of 1e-14 can be 0.35 with one point per image). The
+    group means are independent when the images are; their correlation is tested on n_groups.
+    """
+    gx, gy = group_means(x, y, groups)
+    out = {"pearson_r_images": float("nan"), "pearson_p": float("nan")}
+    out.update(spearman_p=float("nan"), n_images=float(gx.size))
+    if gx.size < 3 or np.ptp(gx) == 0 or np.ptp(gy) == 0:
+        return out
+    r, p = sps.pearsonr(gx, gy)
+    out.update(pearson_r_images=float(r), pearson_p=float(p))
+    out["spearman_p"] = float(sps.spearmanr(gx, gy).pvalue)
+    return out
+
+
+def feature_outcome_stats(
+    x: Any, y_bool: Any, name: str = "feature", groups: Any = None
+) -> dict[str, float]:
     """All association statistics of one feature against a binary outcome (1 = correct).
 
-    Rows where x or y is NaN are dropped. A constant feature or a single outcome class gives
-    NaN statistics (with a logged warning) instead of an exception, so one degenerate feature
-    does not stop the Gold layer.
+    The r, d and ratio statistics are over rows (the reference experiment's numbers). With
+    ``groups`` every p-value comes from `clustered_p_values` (per-image means); without, the
+    p-values assume independent rows. Rows where x or y is NaN are dropped. A constant feature
+    or a single outcome class gives NaN statistics (with a logged warning) instead of an
+    exception, so one degenerate feature does not stop the Gold layer.
     """
     x = np.asarray(x, dtype=float)
     y = as_binary(y_bool)
@@ -154,6 +185,10 @@ def feature_outcome_stats(x: Any, y_bool: Any, name: str = "feature") -> dict[st
     out["point_biserial_r"], out["point_biserial_p"] = float(pb.statistic), float(pb.pvalue)
     out["cohens_d"] = cohens_d(x, yb)
     out["separation_ratio"] = separation_ratio(x, yb)
+    if groups is not None:
+        clustered = clustered_p_values(x, yf, np.asarray(groups)[keep])
+        out.update(clustered)
+        out["point_biserial_p"] = clustered["pearson_p"]  # point-biserial r is Pearson's r
     return out
 
 

@@ -16,6 +16,23 @@ REFERENCE_TABLES: tuple[str, ...] = (
     "adapter_ranking",
     "worst_corruption",
 )
-GOLD_TABLES: tuple[str, ...] = (*REFERENCE_TABLES, "accuracy_estimation", "classifier_scores")
+# accuracy_estimation (long: adapter x method x shift), its summary (MAE, max error, rank
+# correlation with intervals per method and shift) and the selection table (core.meta.selection).
+ESTIMATION_TABLES: tuple[str, ...] = (
+    "accuracy_estimation",
+    "accuracy_estimation_summary",
+    "adapter_selection",
+)
+# Does XAI add to the confidence baselines (AUROC / AURC / AUGRC, paired differences)?
+BASELINE_TABLES: tuple[str, ...] = ("confidence_baselines", "confidence_baseline_differences")
+GOLD_TABLES: tuple[str, ...] = (
+    *REFERENCE_TABLES,
+    *ESTIMATION_TABLES,
+    "classifier_scores",
+    *BASELINE_TABLES,
+)
 # Written by the ood pipeline, which needs it for its own plot; meta_learning reads it.
 FROM_OOD_PIPELINE: tuple[str, ...] = ("degradation",)
+# Inputs the report reads beside the Gold tables (the quarantine is counted by reason; the
+# explainer leaderboard is written by the xai_silver pipeline).
+REPORT_EXTRA_INPUTS: tuple[str, ...] = ("bronze_quarantine", "explainer_faithfulness")

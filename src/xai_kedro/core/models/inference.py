@@ -32,6 +32,9 @@ PREDICTION_COLUMNS: tuple[Column, ...] = (
     Column("confidence", "double", "max-softmax probability", role="confidence"),
     Column("margin", "double", "top-1 minus top-2 probability", role="confidence"),
     Column("pred_entropy", "double", "predictive entropy (nats)", role="confidence"),
+    Column(
+        "energy", "double", "free energy -logsumexp(logits) (Liu et al. 2020)", role="confidence"
+    ),
     Column("is_correct", "bool", "pred == label", role="label", label_free=False),
 )
 LABEL_COLUMN = Column("label", "int", "true class", role="label", label_free=False)
@@ -41,13 +44,17 @@ CONDITION_COLUMNS: tuple[Column, ...] = (
     Column("severity", "string", "severity level", role="key"),
     Column("severity_value", "double", "the corruption's parameter at that level", role="payload"),
 )
-OOD_COLUMNS = names((*CONDITION_COLUMNS, LABEL_COLUMN, *PREDICTION_COLUMNS))
+# The full logit vector of every row: COT, nuclear norm and MaNo need the whole softmax (MaNo
+# the logits themselves), not only its summaries above.
+LOGITS_COLUMN = Column("logits", "float_array", "classifier logits, one per class", role="payload")
+OOD_COLUMNS = names((*CONDITION_COLUMNS, LABEL_COLUMN, *PREDICTION_COLUMNS, LOGITS_COLUMN))
 
 
 def prediction_stats(
     logits: torch.Tensor, labels: torch.Tensor | np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per-row prediction, max-softmax confidence, top1-top2 margin, entropy (nats), correctness.
+    """Per-row prediction, max-softmax confidence, top1-top2 margin, entropy (nats), free energy
+    -logsumexp(logits) (Liu et al., "Energy-based Out-of-distribution Detection"), correctness.
 
     The softmax is taken in float32 whatever the logits' dtype, so bf16 logits give stable numbers.
     """
@@ -62,11 +69,13 @@ def prediction_stats(
     second = top.values[:, 1] if probs.shape[1] > 1 else torch.zeros_like(confidence)
     pred = top.indices[:, 0]
     entropy = torch.special.entr(probs).sum(dim=-1)  # entr(0) = 0: no NaN from 0 * log 0
+    energy = -torch.logsumexp(logits.detach().float().cpu(), dim=-1)
     return {
         "pred": pred.numpy().astype(np.int64),
         "confidence": confidence.numpy().astype(np.float64),
         "margin": (confidence - second).numpy().astype(np.float64),
         "pred_entropy": entropy.numpy().astype(np.float64),
+        "energy": energy.numpy().astype(np.float64),
         "is_correct": (pred == labels_t).numpy(),
     }
 
@@ -225,7 +234,8 @@ def evaluate_transforms(
             if logits.numel() == 0:
                 logits = torch.empty(n_t, n, out.shape[1])
             logits[:, sl] = out.view(n_t, -1, out.shape[1])
-    stats = prediction_stats(logits.reshape(n_t * n, -1), np.tile(labels_np, n_t))
+    flat = logits.reshape(n_t * n, -1)
+    stats = prediction_stats(flat, np.tile(labels_np, n_t))
     frame = pd.DataFrame(
         {
             "corruption": np.repeat([t.corruption for t in transforms], n).astype(object),
@@ -233,6 +243,7 @@ def evaluate_transforms(
             "severity_value": np.repeat([float(t.severity_value) for t in transforms], n),
             "label": np.tile(labels_np, n_t),
             **stats,
+            "logits": list(flat.numpy().astype(np.float32)),
         }
     )
     logger.debug("evaluated %d images x %d transforms", n, n_t)

@@ -3,7 +3,7 @@
 Images stay uint8 on the CPU until a batch is drawn; augmentation and normalisation run on the
 device. The loop is seeded end to end (shuffling: numpy Generator; augmentation: CPU torch
 Generator; dropout and initialisation: torch RNG forked from the seed), so two CPU runs give
-identical weights. bf16 autocast on CUDA, fp32 on CPU (`core.device`).
+identical weights. bf16 autocast on CUDA, fp32 on CPU (`core.common.device`).
 
 Learning-rate schedule: linear warmup over `warmup_ratio` of the optimizer steps, then either
 cosine decay towards 0 ("cosine", default) or flat ("constant"). The model after the last

@@ -7,11 +7,17 @@
   (split by a token budget).
 * `pixel`: removed patches are replaced by a baseline (mean colour = 0 after normalisation, or a
   Gaussian-blurred copy) and the full sequence runs, as in RISE.
+
+Both curves score the raw probability of the target class (RISE: Petsiuk et al., "RISE:
+Randomized Input Sampling for Explanation of Black-box Models"), so they and their areas lie in
+[0, 1]. Deletion k = 0 and insertion k = K are the clean image (they reuse the clean pass); the
+step with no patch left is, by default, each image's blurred copy (`XAIConfig.empty_input`).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +76,16 @@ def _target_logprob(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 _CLEAN = ("clean", 0)
 
 
+@dataclass(frozen=True)
+class Curves:
+    """Both curves of a chunk: target probabilities p_k [B, K+1] (float64, in [0, 1]) at the true
+    fractions n_k / N [K+1] of patches removed (deletion) or revealed (insertion)."""
+
+    deletion: torch.Tensor
+    insertion: torch.Tensor
+    fractions: torch.Tensor
+
+
 def _job_key(curve: str, n: int, n_patches: int) -> tuple[str, int]:
     kept = n_patches - n if curve == "del" else n
     if kept == n_patches:
@@ -118,6 +134,21 @@ class _ChunkScorer:
             out[sl] = _target_logprob(logits, target[i])
         return out
 
+    def blurred(self, pixel_values: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Target log-probability of each image's own blurred copy (the empty input): no patch
+        of the image is left, yet the input differs per image, so no class-dependent constant
+        is shared by every image."""
+        blurred = separable_gaussian_blur(
+            pixel_values, self.config.blur_sigma, self.config.blur_truncate
+        )
+        out = torch.empty(blurred.shape[0], device=blurred.device, dtype=torch.float32)
+        per_forward = max(1, self.config.max_batch_tokens // (self.model.n_prefix + 1))
+        for sl in iter_batches(blurred.shape[0], per_forward):
+            with autocast_for(self.device):
+                logits = self.model(blurred[sl])
+            out[sl] = _target_logprob(logits, target[sl])
+        return out
+
     def pixel(
         self,
         pixel_values: torch.Tensor,
@@ -150,16 +181,20 @@ def _curves(
     heatmap: torch.Tensor,
     target: torch.Tensor,
     lp_clean: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deletion and insertion curves [B, K+1] (float64) of one chunk."""
+) -> Curves:
+    """Deletion and insertion curves of one chunk (see `Curves`)."""
     config = scorer.config
     b, n = heatmap.shape
     counts = step_counts(n, config.steps)
     del_keys = [_job_key("del", c, n) for c in counts]
     ins_keys = [_job_key("ins", c, n) for c in counts]
+    empty = ("del", n)
     jobs = [k for k in dict.fromkeys(del_keys + ins_keys) if k != _CLEAN]
-    order = importance_order(heatmap)
     logp: dict[tuple[str, int], torch.Tensor] = {_CLEAN: lp_clean}
+    if config.empty_input == "blur" and empty in jobs:
+        jobs.remove(empty)
+        logp[empty] = scorer.blurred(pixel_values, target)
+    order = importance_order(heatmap)
     if config.perturbation == "token_drop":
         by_count: dict[int, list[tuple[str, int]]] = {}
         for key in jobs:
@@ -177,4 +212,5 @@ def _curves(
         logp.update(zip(jobs, scores, strict=True))
     del_lp = torch.stack([logp[k] for k in del_keys], dim=1).double()
     ins_lp = torch.stack([logp[k] for k in ins_keys], dim=1).double()
-    return torch.exp(del_lp - lp_clean.double()[:, None]), torch.exp(ins_lp)
+    fractions = torch.tensor(counts, dtype=torch.float64, device=del_lp.device) / n
+    return Curves(torch.exp(del_lp), torch.exp(ins_lp), fractions)

@@ -1,22 +1,13 @@
 """The XAI profile of a batch of images under one model: the rows of `silver_xai`, fast.
 
 Per image chunk: one clean forward gives logits and the heatmap (same pass); then the deletion
-and insertion curves (K+1 points each) are scored with as few, as large forwards as possible:
-
-* `token_drop` (default): the chunk is embedded ONCE; a perturbation step keeps CLS + registers +
-  a subset of patch tokens gathered from that embedding (position embeddings stay correct). All
-  images share the step's token count, and deletion step k (N - n_k tokens) pairs with the
-  insertion step that keeps the same count, so every distinct count is one batched forward
-  (split by a token budget). Steps with zero patch tokens are defined (the head pools a zero
-  mean) and the deletion step without patches is the insertion step without patches.
-* `pixel`: removed patches are replaced by a baseline (mean colour = 0 after normalisation, or a
-  Gaussian-blurred copy) and the full sequence runs, as in RISE.
-
-Deletion k=0 and insertion k=K are the clean image: they reuse the clean pass, so an image costs
-1 + (2K - 1) forwards. Curves use log-probabilities, so the deletion ratio
-f_k = p_k / p_clean = exp(log p_k - log p_clean) never divides by an underflowed zero.
-`reference_deletion_insertion` is the one-image, one-step-at-a-time reference of the same
-formulas; tests compare the two.
+and insertion curves (K+1 points each) are scored by `core.xai.curves` with as few, as large
+forwards as possible (token drop: every distinct token count is one batched forward). Deletion
+k=0 and insertion k=K are the clean image and reuse the clean pass; the step with no patch left
+is the image's own blurred copy; so an image costs 1 + (2K - 1) forwards. The curves follow the
+clean predicted class by default (label-free, as in RISE). Every metric column is declared once
+in `core.xai.metrics.XAI_METRICS`; `core.xai.references` holds the slow one-image references the
+tests compare against.
 """
 
 from __future__ import annotations
@@ -65,8 +56,9 @@ class ChunkExplanation:
     logits: torch.Tensor  # [B, C] float32
     heatmap: torch.Tensor  # [B, N] float32, rows sum to 1
     target: torch.Tensor  # [B] class whose probability the curves follow
-    deletion: torch.Tensor  # [B, K+1] float64, f_k = p_k / p_clean (not clipped)
-    insertion: torch.Tensor  # [B, K+1] float64, f_k = p_k
+    deletion: torch.Tensor  # [B, K+1] float64 target probability, most important removed first
+    insertion: torch.Tensor  # [B, K+1] float64 target probability, most important revealed first
+    fractions: torch.Tensor  # [K+1] float64 true fraction n_k / N of patches removed/revealed
 
 
 def explain_chunk(
@@ -87,18 +79,18 @@ def explain_chunk(
             tokens = model.embed(pixel_values)
             logits, heatmap = explainer(model, tokens)
         logits, heatmap = logits.float(), heatmap.float()
-        if config.target == "label":
-            target = torch.as_tensor(np.asarray(labels), device=device, dtype=torch.long).view(-1)
-            if target.shape[0] != logits.shape[0]:
-                raise ValueError(f"{logits.shape[0]} images but {target.shape[0]} labels")
-            if bool(((target < 0) | (target >= logits.shape[1])).any()):
-                raise ValueError(f"labels must lie in [0, {logits.shape[1]}) for this model")
-        else:
-            target = logits.argmax(dim=1)
+        label_t = torch.as_tensor(np.asarray(labels), device=device, dtype=torch.long).view(-1)
+        if label_t.shape[0] != logits.shape[0]:
+            raise ValueError(f"{logits.shape[0]} images but {label_t.shape[0]} labels")
+        if bool(((label_t < 0) | (label_t >= logits.shape[1])).any()):
+            raise ValueError(f"labels must lie in [0, {logits.shape[1]}) for this model")
+        target = label_t if config.target == "label" else logits.argmax(dim=1)
         lp_clean = _target_logprob(logits, target)
         scorer = _ChunkScorer(model, config, device)
-        deletion, insertion = _curves(scorer, pixel_values, tokens, heatmap, target, lp_clean)
-    return ChunkExplanation(logits, heatmap, target, deletion, insertion)
+        curves = _curves(scorer, pixel_values, tokens, heatmap, target, lp_clean)
+    return ChunkExplanation(
+        logits, heatmap, target, curves.deletion, curves.insertion, curves.fractions
+    )
 
 
 def _chunk_profile(
@@ -115,6 +107,7 @@ def _chunk_profile(
         heatmap=heat_cpu,
         deletion=result.deletion.cpu(),
         insertion=result.insertion.cpu(),
+        fractions=result.fractions.cpu(),
         masks=masks,
         grid=resolve_input_size(model, config.input_size) // model.patch_size,
     )

@@ -1,4 +1,4 @@
-"""Failure gallery: misclassified images with their attention overlay (seed 002's raw material)."""
+"""Failure gallery: misclassified images with their attention overlay (the raw material of Vemula's "Does Explainability Help in Improving ViTs?")."""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ def failure_figure(
     captions: Sequence[str],
     columns: int = 4,
     alpha: float = 0.5,
+    explainer: str = "attention",
 ) -> Figure:
-    """Grid of images with the attention heatmap blended on top and a caption under each."""
+    """Grid of images with the explainer's heatmap blended on top, a caption under each and one
+    colourbar (each heatmap is min-max scaled to [0, 1] for display)."""
     count = max(1, len(images))
     rows = math.ceil(count / columns)
     figure = Figure(figsize=(3 * columns, 3.2 * rows), layout="constrained")
@@ -39,9 +41,16 @@ def failure_figure(
         ax.axis("off")
     if not images:
         axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+    overlay = None
     for ax, image, heatmap, caption in zip(axes, images, heatmaps, captions, strict=False):
         ax.imshow(image)
-        ax.imshow(heatmap_overlay(image, heatmap), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        overlay = ax.imshow(
+            heatmap_overlay(image, heatmap), cmap="jet", alpha=alpha, vmin=0, vmax=1
+        )
         ax.set_title(caption, fontsize=8)
-    figure.suptitle(title)
+    if overlay is not None:
+        figure.colorbar(
+            overlay, ax=list(axes), shrink=0.6, label=f"{explainer} heatmap (scaled per image)"
+        )
+    figure.suptitle(f"{title} ({explainer} heatmaps)")
     return figure

@@ -56,17 +56,31 @@ def gini(h: torch.Tensor | np.ndarray) -> torch.Tensor:
     return 1.0 - (2.0 / n) * ((n - i + 0.5) * p).sum(dim=1)
 
 
-def normalised_auc(curve: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Trapezoid area of [B, K+1] curves sampled at x = 0, 1/K, ..., 1 (the x-range is 1).
+def curve_area(
+    curve: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray | None = None
+) -> torch.Tensor:
+    """Trapezoid area of [B, K+1] curves over x (default: 0, 1/K, ..., 1), float64 [B].
 
-    The deletion curve is a probability ratio f(perturbed)/f(original) and is NOT clipped: it
-    exceeds 1 where removing patches raises the target probability, and so may its AUC.
+    The curves' x is the true fraction n_k / N of patches removed or revealed, which differs from
+    k / K whenever K does not divide N. A curve in [0, 1] over x from 0 to 1 has an area in [0, 1].
     """
     y = torch.as_tensor(curve).to(torch.float64)
     if y.ndim != 2 or y.shape[1] < 2:
         raise ValueError(f"curve must be [B, K+1] with K >= 1, got shape {tuple(y.shape)}")
-    k = y.shape[1] - 1
-    return (y.sum(dim=1) - 0.5 * (y[:, 0] + y[:, -1])) / k
+    if x is None:
+        x = torch.linspace(0.0, 1.0, y.shape[1], dtype=torch.float64)
+    x = torch.as_tensor(x).to(dtype=torch.float64, device=y.device)
+    if x.shape != (y.shape[1],) or bool((x[1:] < x[:-1]).any()):
+        raise ValueError(f"x must be {y.shape[1]} non-decreasing points, got {x.tolist()}")
+    return (0.5 * (y[:, 1:] + y[:, :-1]) * (x[1:] - x[:-1])).sum(dim=1)
+
+
+def bounded_ratio(curve: torch.Tensor) -> torch.Tensor:
+    """The reference experiment's f(perturbed) / f(original), clipped at 1 so it stays in [0, 1]
+    (a removal that raises the target probability counts as no drop; unclipped, the ratio of a
+    clean mistake with p_clean = 1e-6 reaches thousands). Column 0 is the clean image."""
+    y = torch.as_tensor(curve).to(torch.float64)
+    return torch.minimum(y / y[:, :1].clamp_min(torch.finfo(torch.float64).tiny), torch.ones(()))
 
 
 def patch_object_fraction(
@@ -105,8 +119,9 @@ class MetricInputs:
     """What one chunk of the XAI stage offers a metric (all on the CPU)."""
 
     heatmap: torch.Tensor  # [B, N] float32, rows sum to 1
-    deletion: torch.Tensor  # [B, K+1] float64
-    insertion: torch.Tensor  # [B, K+1] float64
+    deletion: torch.Tensor  # [B, K+1] float64 target probabilities
+    insertion: torch.Tensor  # [B, K+1] float64 target probabilities
+    fractions: torch.Tensor  # [K+1] float64: n_k / N, the curves' x
     masks: Sequence[np.ndarray | None] | None  # per-image object masks, or None
     grid: int  # patches per side
 
@@ -155,17 +170,31 @@ def _gini(inputs: MetricInputs) -> np.ndarray:
 
 
 @register_metric(
-    "deletion_auc", "area under the deletion curve (lower = faithful)", follows_target=True
+    "deletion_auc",
+    "area of the target probability as the most important patches are removed (lower = faithful)",
+    follows_target=True,
 )
 def _deletion_auc(inputs: MetricInputs) -> np.ndarray:
-    return normalised_auc(inputs.deletion).numpy()
+    return curve_area(inputs.deletion, inputs.fractions).numpy()
 
 
 @register_metric(
-    "insertion_auc", "area under the insertion curve (higher = faithful)", follows_target=True
+    "insertion_auc",
+    "area of the target probability as the most important patches are revealed (higher = faithful)",
+    follows_target=True,
 )
 def _insertion_auc(inputs: MetricInputs) -> np.ndarray:
-    return normalised_auc(inputs.insertion).numpy()
+    return curve_area(inputs.insertion, inputs.fractions).numpy()
+
+
+@register_metric(
+    "deletion_ratio_auc",
+    "the reference experiment's deletion score: area of p_k / p_clean clipped at 1",
+    feature=False,
+    follows_target=True,
+)
+def _deletion_ratio_auc(inputs: MetricInputs) -> np.ndarray:
+    return curve_area(bounded_ratio(inputs.deletion), inputs.fractions).numpy()
 
 
 @register_metric(

@@ -92,7 +92,11 @@ def reference_deletion_insertion(
     config: XAIConfig | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[float, float]:
-    """(deletion AUC, insertion AUC) of one uint8 image, one step per forward, fp32, no reuse."""
+    """(deletion AUC, insertion AUC) of one uint8 image, one step per forward, fp32, no reuse.
+
+    Both curves are the target probability at the true fraction n_k / N of patches removed or
+    revealed; the step with no patch left scores the blurred image (`empty_input: blur`).
+    """
     config = config or XAIConfig()
     device = torch.device(device)
     size = resolve_input_size(model, config.input_size)
@@ -103,15 +107,22 @@ def reference_deletion_insertion(
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(image))[None], size, device)
         probs = torch.softmax(model(x).float(), dim=-1)[0]
         target = int(label) if config.target == "label" else int(probs.argmax())
-        p_orig = float(probs[target])
-        deletion, insertion = [], []
+        blurred = separable_gaussian_blur(x, config.blur_sigma, config.blur_truncate)
+        p_blurred = float(torch.softmax(model(blurred).float(), dim=-1)[0, target])
+
+        def prob(kept: list[int]) -> float:
+            if not kept and config.empty_input == "blur":
+                return p_blurred
+            return _reference_prob(model, x, kept, target, config)
+
+        deletion, insertion, xs = [], [], []
         for k in range(config.steps + 1):
             n_k = round_half_up(k * n / config.steps)
             most_important = [int(i) for i in order[:n_k]]
             rest = sorted(set(range(n)) - set(most_important))
-            deletion.append(_reference_prob(model, x, rest, target, config) / p_orig)
-            insertion.append(_reference_prob(model, x, sorted(most_important), target, config))
-    xs = np.linspace(0.0, 1.0, config.steps + 1)
+            deletion.append(prob(rest))
+            insertion.append(prob(sorted(most_important)))
+            xs.append(n_k / n)
     return float(np.trapezoid(deletion, xs)), float(np.trapezoid(insertion, xs))
 
 

@@ -10,19 +10,27 @@ from xai_kedro.core.xai.explainers import get_explainer
 PERTURBATIONS = ("token_drop", "pixel")
 PIXEL_BASELINES = ("mean", "blur")
 TARGETS = ("label", "predicted")
+# What the curves score when no patch is left: the image's own blurred copy (default), or the
+# sequence of CLS + registers alone, which is the same input for every image (a class-dependent
+# constant shared by all images; kept only to reproduce the earlier, biased endpoint).
+EMPTY_INPUTS = ("blur", "prefix_only")
 
 
 @dataclass(frozen=True)
 class XAIConfig:
     """Settings of the XAI stage (parameters `xai` in conf/).
 
-    steps: K, the curves have K+1 points (0 %, 1/K, ..., 100 % of the patches).
+    steps: K, the curves have K+1 points; step k removes/reveals n_k = round(k N / K) patches
+        and the areas are taken over the true fraction n_k / N.
     perturbation: "token_drop" (removed patches leave the sequence) or "pixel" (RISE-style).
     pixel_baseline: "mean" (dataset mean colour, 0 after normalisation) or "blur".
-    blur_sigma: Gaussian sigma in pixels at model input resolution (blur baseline).
+    blur_sigma: Gaussian sigma in pixels at model input resolution (blur baseline and the
+        blurred empty input).
     blur_truncate: the blur kernel radius is ceil(blur_truncate * blur_sigma).
-    target: "label" (true class) or "predicted" (clean prediction, as in RISE).
-    explainer: a key of `attention.EXPLAINERS` ("attention" or "rollout").
+    empty_input: what the step with no patch left scores (EMPTY_INPUTS; "blur" by default).
+    target: "predicted" (clean prediction, label-free, as in RISE; default) or "label" (true
+        class: an analysis option whose curve features carry the label).
+    explainer: a key of the explainer registry (`core.xai.explainers`).
     batch_size: images per chunk (all their perturbation steps are batched together).
     max_batch_tokens: token budget of one perturbation forward (rows x sequence length).
     keep_heatmap: also return each heatmap (float32 array per row).
@@ -34,7 +42,8 @@ class XAIConfig:
     pixel_baseline: str = "mean"
     blur_sigma: float = 5.0
     blur_truncate: float = 3.0
-    target: str = "label"
+    empty_input: str = "blur"
+    target: str = "predicted"
     explainer: str = "attention"
     batch_size: int = 64
     max_batch_tokens: int = 262_144
@@ -48,6 +57,8 @@ class XAIConfig:
             raise ValueError(f"perturbation {self.perturbation!r} not in {PERTURBATIONS}")
         if self.pixel_baseline not in PIXEL_BASELINES:
             raise ValueError(f"pixel_baseline {self.pixel_baseline!r} not in {PIXEL_BASELINES}")
+        if self.empty_input not in EMPTY_INPUTS:
+            raise ValueError(f"empty_input {self.empty_input!r} not in {EMPTY_INPUTS}")
         if self.target not in TARGETS:
             raise ValueError(f"target {self.target!r} not in {TARGETS}")
         get_explainer(self.explainer)

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from xai_kedro.core.meta import plots
 from xai_kedro.core.meta.gold import build_gold_tables
 from xai_kedro.core.meta.report import summary_report
-from xai_kedro.core.meta.tables import FROM_OOD_PIPELINE, GOLD_TABLES
+from xai_kedro.core.meta.tables import FROM_OOD_PIPELINE, GOLD_TABLES, REPORT_EXTRA_INPUTS
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +24,20 @@ def build_gold(
     silver_ood: DataFrame,
     adapter_zoo: pd.DataFrame,
     degradation: pd.DataFrame,
+    silver_source: DataFrame,
     params: dict[str, Any],
     seed: int,
 ) -> tuple[pd.DataFrame, ...]:
     """Join the Silver tables on the driver (they are narrow) and compute every Gold table."""
     xai = silver_xai.drop("heatmap").toPandas()
     ood = silver_ood.toPandas()
-    logger.info("Gold from %d clean and %d corrupted predictions", len(xai), len(ood))
+    source = silver_source.toPandas()
+    logger.info(
+        "Gold from %d clean, %d corrupted and %d source-split predictions",
+        len(xai),
+        len(ood),
+        len(source),
+    )
     tables = build_gold_tables(
         xai,
         ood,
@@ -39,6 +46,7 @@ def build_gold(
         estimation_params=params.get("accuracy_estimation"),
         seed=seed,
         degradation_table=degradation,
+        silver_source=source,
     )
     return tuple(tables[name] for name in BUILT_HERE)
 
@@ -64,5 +72,5 @@ def plot_accuracy_estimation(accuracy_estimation: pd.DataFrame) -> Figure:
 
 
 def write_report(*tables: pd.DataFrame) -> str:
-    """Markdown findings written from the numbers of the Gold tables."""
-    return summary_report(dict(zip(GOLD_TABLES, tables, strict=True)))
+    """Markdown findings written from the numbers of the Gold tables (and the quarantine)."""
+    return summary_report(dict(zip([*GOLD_TABLES, *REPORT_EXTRA_INPUTS], tables, strict=True)))

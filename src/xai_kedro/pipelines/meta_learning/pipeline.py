@@ -1,6 +1,8 @@
+"""The meta_learning pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
 from kedro.pipeline import Pipeline, node, pipeline
 
-from xai_kedro.core.meta.tables import GOLD_TABLES
+from xai_kedro.core.meta.tables import GOLD_TABLES, REPORT_EXTRA_INPUTS
 
 from .nodes import (
     BUILT_HERE,
@@ -31,6 +33,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "silver_ood",
                 "adapter_zoo",
                 "degradation",
+                "silver_source",
                 "params:meta_learning",
                 "params:seed",
             ],
@@ -41,7 +44,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(func, inputs=table, outputs=output, name=f"plot_{table}")
             for output, (func, table) in PLOTS.items()
         ],
-        node(write_report, inputs=list(GOLD_TABLES), outputs="summary_report", name="write_report"),
+        node(
+            write_report,
+            inputs=[*GOLD_TABLES, *REPORT_EXTRA_INPUTS],
+            outputs="summary_report",
+            name="write_report",
+        ),
     ]
     return pipeline(
         nodes,

@@ -53,9 +53,10 @@ def failure_gallery(
     bronze_images: DataFrame,
     adapter_zoo: pd.DataFrame,
     params: dict[str, Any],
+    engine: dict[str, Any],
 ) -> dict[str, Figure]:
-    """Per adapter: the most confident mistakes, with their attention overlay drawn on the
-    view the adapter saw (its evaluation crop)."""
+    """Per adapter: the most confident mistakes, with their heatmap overlay drawn on the
+    view the adapter saw (its evaluation crop), named after the explainer that made it."""
     crops = {
         row.adapter_id: eval_crop_of(read_adapter_files(row.path))
         for row in adapter_zoo.itertuples()
@@ -92,6 +93,7 @@ def failure_gallery(
                 for t, p, c in zip(group["label"], group["pred"], group["confidence"], strict=True)
             ],
             columns=int(params["columns"]),
+            explainer=XAIConfig.from_dict(engine).explainer,
         )
     logger.info("Failure gallery: %d mistakes over %d adapters", len(wrong), len(figures))
     return figures

@@ -1,3 +1,5 @@
+"""The xai_silver pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
 from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
@@ -30,6 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "bronze_images",
                     "adapter_zoo",
                     "params:xai_silver.gallery",
+                    "params:xai_silver.engine",
                 ],
                 outputs="failure_gallery",
                 name="failure_gallery",
