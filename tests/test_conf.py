@@ -40,7 +40,7 @@ def test_cluster_runs_paper_experiment_and_changes_only_execution(monkeypatch):
     assert spark["spark.task.resource.gpu.amount"] == 1
 
 
-def test_paper_zoo_is_seed_001():
+def test_paper_zoo_is_the_reference_zoo():
     params = load("paper", "parameters")
     zoo = expand_zoo(params["adapter_training"]["zoo"])
     assert [(c.rank, c.alpha) for c in zoo] == [(4, 8.0), (16, 32.0), (32, 64.0)]

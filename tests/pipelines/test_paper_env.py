@@ -78,7 +78,7 @@ def test_paper_env_ingests_oxford_layout_and_explains_missing_weights(spark, tmp
 
 
 def test_paper_env_runs_end_to_end_on_stand_ins(spark, tmp_path, monkeypatch):
-    """Seed 001's configuration (224 px crops of 256, DoRA + rsLoRA r4/16/32 on q/v/fc1/fc2,
+    """The reference experiment's configuration (224 px crops of 256, DoRA + rsLoRA r4/16/32 on q/v/fc1/fc2,
     K = 16, nine corruptions) on 30 images and a 6-layer backbone: 24 adapted modules, which
     PEFT stores as shortened names, as it does for the real 12-layer DINOv2-B."""
     project = make_tiny_project(tmp_path / "paper_project")

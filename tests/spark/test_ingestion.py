@@ -17,7 +17,8 @@ import xai_kedro.core.data.sources as sources
 import xai_kedro.spark.ingestion as spark_ingestion
 from xai_kedro.core.data.bronze import IngestionError
 from xai_kedro.pipelines.ingestion.nodes import ingest_images, list_images
-from xai_kedro.spark.ingestion import SPARK_BINARY_LIMIT, ReuseSettings, embed_with_reuse
+from xai_kedro.spark.ingestion import SPARK_BINARY_LIMIT
+from xai_kedro.spark.reuse import ReuseSettings, embed_with_reuse
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from xai_kedro.core.injection.datasets import (
     select_failures,
     untargeted_control,
 )
-from xai_kedro.core.injection.generators import generate
+from xai_kedro.core.injection.generator_api import generate
 
 AUGMENT = {"hflip_p": 0.5, "rotation_deg": 15, "brightness": 0.2, "contrast": 0.2}
 

@@ -8,15 +8,17 @@ import pytest
 from scipy import ndimage
 
 from xai_kedro.core.data import synthetic as S
-from xai_kedro.core.injection import generators as G
-from xai_kedro.core.injection.generators import (
+from xai_kedro.core.injection import generator_api as G
+from xai_kedro.core.injection.generator_api import (
     GeneratedImages,
     GenerationRequest,
     ImagePool,
-    composite_on_background,
-    fill_object,
     generate,
     register_generator,
+)
+from xai_kedro.core.injection.generators import (
+    composite_on_background,
+    fill_object,
     render_counterfactual,
 )
 

@@ -42,7 +42,7 @@ def _parse_roles(value: Any) -> tuple[str, ...]:
 
 
 def _parse_alpha(value: Any, rank: int) -> float:
-    """A number, or "2r"/"r"-style strings meaning a multiple of the rank (seed 001: 2r)."""
+    """A number, or "2r"/"r"-style strings meaning a multiple of the rank (the reference experiment: 2r)."""
     if isinstance(value, str):
         match = _ALPHA_PATTERN.match(value)
         if not match:

@@ -8,7 +8,7 @@ the built-in generators), `datasets` (targeted and control rows with provenance)
 """
 
 from xai_kedro.core.injection.diagnosis import DiagnosisConfig, failure_profiles, find_failures
-from xai_kedro.core.injection.generators import (
+from xai_kedro.core.injection.generator_api import (
     GENERATORS,
     GeneratedImages,
     GenerationRequest,

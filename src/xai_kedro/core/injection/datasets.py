@@ -24,7 +24,7 @@ import torch
 
 from xai_kedro.core.common.hashing import sha256_bytes
 from xai_kedro.core.data.augment import AugmentConfig, augment_batch
-from xai_kedro.core.injection.generators import GeneratedImages, ImagePool, details_json
+from xai_kedro.core.injection.generator_api import GeneratedImages, ImagePool, details_json
 
 ARMS = ("targeted", "control")
 CONTROL_GENERATOR = "untargeted_augmentation"

@@ -1,3 +1,5 @@
+"""The adapter_training pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
 from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import plot_training_curves, train_adapter_zoo

@@ -24,7 +24,8 @@ from xai_kedro.core.models.backbone import (
     small_backbone_config,
 )
 from xai_kedro.core.models.pretrain import pretrain_backbone
-from xai_kedro.spark.ingestion import IngestionSettings, ReuseSettings, embed_with_reuse, ingest
+from xai_kedro.spark.ingestion import IngestionSettings, ingest
+from xai_kedro.spark.reuse import ReuseSettings, embed_with_reuse
 from xai_kedro.spark.session import get_spark
 
 logger = logging.getLogger(__name__)

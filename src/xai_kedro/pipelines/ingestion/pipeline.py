@@ -1,3 +1,5 @@
+"""The ingestion pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
 from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import embed_images, ingest_images, list_images, prepare_backbone

@@ -34,7 +34,7 @@ from xai_kedro.core.injection.diagnosis import (
     stable_int,
     synthetic_backgrounds,
 )
-from xai_kedro.core.injection.generators import (
+from xai_kedro.core.injection.generator_api import (
     GenerationRequest,
     ImagePool,
     generate,

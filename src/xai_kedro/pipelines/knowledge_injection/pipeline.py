@@ -1,3 +1,5 @@
+"""The knowledge_injection pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
 from kedro.pipeline import Pipeline, node, pipeline
 
 from xai_kedro.pipelines.ood.nodes import compute_silver_ood

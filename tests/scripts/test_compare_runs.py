@@ -1,0 +1,60 @@
+"""scripts/compare_runs.py: row order and project paths do not count, a changed value does."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tests.conftest import PROJECT_ROOT
+
+spec = importlib.util.spec_from_file_location(
+    "compare_runs", PROJECT_ROOT / "scripts" / "compare_runs.py"
+)
+compare_runs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_runs)
+
+
+def _fake_run(root: Path, silver: pd.DataFrame, score: float) -> Path:
+    data = root / "data"
+    for rel in compare_runs.KEYED_TABLES:
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+    silver.to_parquet(data / "03_silver/silver_xai.parquet")
+    (data / "04_gold").mkdir()
+    pd.DataFrame({"model": ["rf"], "auc": [score]}).to_parquet(data / "04_gold/cmp.parquet")
+    (data / "08_reporting").mkdir()
+    (data / "08_reporting/summary_report.md").write_text("report\n")
+    return root
+
+
+def _silver(root: Path, order: list[int]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "adapter_id": ["x", "x", "y"],
+            "gini": [0.1, 0.2, 0.3],
+            "heatmap": [np.array([0.5, 0.5], dtype=np.float32)] * 3,
+            "source": [str(root.resolve() / "data" / n) for n in "abc"],
+        }
+    )
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def test_row_order_and_project_root_do_not_count(tmp_path):
+    a = _fake_run(tmp_path / "a", _silver(tmp_path / "a", [0, 1, 2]), 0.7)
+    b = _fake_run(tmp_path / "b", _silver(tmp_path / "b", [2, 0, 1]), 0.7)
+    problems = compare_runs.compare_runs(a, b, (), 0.0)
+    assert [p for p in problems if "silver_xai" in p or "04_gold" in p] == []
+    assert any("silver_ood.parquet: missing" in p for p in problems)  # absent tables count
+
+
+def test_a_changed_value_is_reported(tmp_path):
+    a = _fake_run(tmp_path / "a", _silver(tmp_path / "a", [0, 1, 2]), 0.7)
+    silver_b = _silver(tmp_path / "b", [0, 1, 2])
+    silver_b.loc[1, "gini"] = 0.25
+    b = _fake_run(tmp_path / "b", silver_b, 0.71)
+    problems = compare_runs.compare_runs(a, b, (), 0.0)
+    assert any("silver_xai.parquet.gini: 1 of 3 rows differ" in p for p in problems)
+    assert any("cmp.parquet.auc" in p for p in problems)
