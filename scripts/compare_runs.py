@@ -108,6 +108,10 @@ def compare_runs(root_a: Path, root_b: Path, ignore: tuple[str, ...], atol: floa
         logger.info("%s: %d rows, %s", rel, len(a), "equal" if not found else "DIFFERENT")
         problems += found
     for rel in TEXT_FILES:
+        missing = [name for name, d in (("a", data_a), ("b", data_b)) if not (d / rel).is_file()]
+        if missing:
+            problems.append(f"{rel}: missing in {', '.join(missing)}")
+            continue
         text_a, text_b = ((d / rel).read_text() for d in (data_a, data_b))
         if text_a != text_b:
             problems.append(f"{rel}: text differs")
