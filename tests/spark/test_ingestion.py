@@ -15,6 +15,7 @@ from PIL import Image
 
 import xai_kedro.core.data.sources as sources
 import xai_kedro.spark.ingestion as spark_ingestion
+import xai_kedro.spark.reuse as spark_reuse
 from xai_kedro.core.data.bronze import IngestionError
 from xai_kedro.pipelines.ingestion.nodes import ingest_images, list_images
 from xai_kedro.spark.ingestion import SPARK_BINARY_LIMIT
@@ -227,7 +228,7 @@ def test_embeddings_are_reused_until_the_backbone_changes(spark, tmp_path, monke
 
     first = embed("weights-a")
     with monkeypatch.context() as patched, caplog.at_level(logging.INFO, logger="xai_kedro"):
-        patched.setattr(spark_ingestion, "make_embedder", no_embedding)
+        patched.setattr(spark_reuse, "make_embedder", no_embedding)
         second = embed("weights-a")
     assert "Embeddings are up to date" in caplog.text
     assert first["image_id"].tolist() == second["image_id"].tolist()
