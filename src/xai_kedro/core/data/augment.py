@@ -29,7 +29,7 @@ class AugmentConfig:
     brightness / contrast: factor drawn uniformly in [1 - j, 1 + j] (torchvision semantics:
         brightness scales pixel values, contrast blends with the image's mean grey level).
     crop_size: random square crop of this size from the stored image, then resize to the model
-        input size (seed 001: 224 from 256); `None` keeps the whole image.
+        input size (the reference experiment: 224 from 256); `None` keeps the whole image.
     rotation_fill: what the corners uncovered by a rotation show: "mean" (the image's per-channel
         mean, carries no shape information) or "border" (replicated edge pixels).
     """

@@ -39,7 +39,7 @@ def masks_from_rows(rows: pd.DataFrame) -> list[np.ndarray | None] | None:
 
 def centre_crop_arrays(arrays: np.ndarray, size: int | None) -> np.ndarray:
     """Centre `size` x `size` crop of [N, H, W, ...] arrays: the evaluation view of a training
-    recipe that takes random `size` crops of larger stored images (seed 001: 224 of 256)."""
+    recipe that takes random `size` crops of larger stored images (the reference experiment: 224 of 256)."""
     if size is None:
         return arrays
     height, width = arrays.shape[1:3]
