@@ -12,9 +12,9 @@ from xai_kedro.core.xai.curves import _ChunkScorer, _target_logprob, separable_g
 from xai_kedro.core.xai.explainers import get_explainer
 from xai_kedro.core.xai.fidelity import (
     check_sparsities,
-    curve_area,
     fidelity_areas,
     fidelity_curves,
+    mean_level,
     sparsity_counts,
 )
 from xai_kedro.core.xai.settings import XAIConfig
@@ -128,7 +128,7 @@ def test_areas_are_the_trapezoid_over_the_true_fractions():
     x = torch.tensor([0.125, 0.25, 0.75], dtype=torch.float64)
     y = torch.tensor([[0.2, 0.4, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
     by_hand = (0.125 * (0.2 + 0.4) / 2 + 0.5 * (0.4 + 0.0) / 2) / 0.625
-    np.testing.assert_allclose(curve_area(y, x).numpy(), [by_hand, 1.0])
+    np.testing.assert_allclose(mean_level(y, x).numpy(), [by_hand, 1.0])
     from xai_kedro.core.xai.fidelity import FidelityCurves
 
     plus, minus = fidelity_areas(FidelityCurves(x, y, 1.0 - y))
@@ -156,4 +156,4 @@ def test_bad_sparsities_are_clear_errors():
         check_sparsities([0.5, 0.2])
     assert sparsity_counts(16, [0.1, 0.5, 0.97]) == [2, 8, 16]
     with pytest.raises(ValueError, match="one patch count"):
-        curve_area(torch.ones(1, 2, dtype=torch.float64), torch.tensor([0.5, 0.5]))
+        mean_level(torch.ones(1, 2, dtype=torch.float64), torch.tensor([0.5, 0.5]))

@@ -17,6 +17,7 @@ step with no patch left is, by default, each image's blurred copy (`XAIConfig.em
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -174,28 +175,29 @@ class _ChunkScorer:
         return out
 
 
-def _curves(
+def score_steps(
     scorer: _ChunkScorer,
     pixel_values: torch.Tensor,
     tokens: torch.Tensor,
     heatmap: torch.Tensor,
     target: torch.Tensor,
     lp_clean: torch.Tensor,
-) -> Curves:
-    """Deletion and insertion curves of one chunk (see `Curves`)."""
-    config = scorer.config
+    counts: Sequence[int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target log-probabilities [B, S] (float64) with the ``counts`` most important patches
+    removed and with only them kept, every distinct input scored once (shared by the deletion
+    and insertion curves and by Fidelity+/-)."""
     b, n = heatmap.shape
-    counts = step_counts(n, config.steps)
     del_keys = [_job_key("del", c, n) for c in counts]
     ins_keys = [_job_key("ins", c, n) for c in counts]
     empty = ("del", n)
     jobs = [k for k in dict.fromkeys(del_keys + ins_keys) if k != _CLEAN]
     logp: dict[tuple[str, int], torch.Tensor] = {_CLEAN: lp_clean}
-    if config.empty_input == "blur" and empty in jobs:
+    if scorer.config.empty_input == "blur" and empty in jobs:
         jobs.remove(empty)
         logp[empty] = scorer.blurred(pixel_values, target)
     order = importance_order(heatmap)
-    if config.perturbation == "token_drop":
+    if scorer.config.perturbation == "token_drop":
         by_count: dict[int, list[tuple[str, int]]] = {}
         for key in jobs:
             kept = n - key[1] if key[0] == "del" else key[1]
@@ -205,12 +207,27 @@ def _curves(
             scores = scorer.token_drop(tokens, kept, target).view(len(group), b)
             logp.update(zip(group, scores, strict=True))
     elif jobs:
-        baseline = pixel_baseline(pixel_values, config)
+        baseline = pixel_baseline(pixel_values, scorer.config)
         rank = torch.argsort(order, dim=1)
         keep = torch.cat([_keep_mask(key, rank) for key in jobs])
         scores = scorer.pixel(pixel_values, baseline, keep, target).view(len(jobs), b)
         logp.update(zip(jobs, scores, strict=True))
     del_lp = torch.stack([logp[k] for k in del_keys], dim=1).double()
     ins_lp = torch.stack([logp[k] for k in ins_keys], dim=1).double()
+    return del_lp, ins_lp
+
+
+def _curves(
+    scorer: _ChunkScorer,
+    pixel_values: torch.Tensor,
+    tokens: torch.Tensor,
+    heatmap: torch.Tensor,
+    target: torch.Tensor,
+    lp_clean: torch.Tensor,
+) -> Curves:
+    """Deletion and insertion curves of one chunk (see `Curves`)."""
+    n = heatmap.shape[1]
+    counts = step_counts(n, scorer.config.steps)
+    del_lp, ins_lp = score_steps(scorer, pixel_values, tokens, heatmap, target, lp_clean, counts)
     fractions = torch.tensor(counts, dtype=torch.float64, device=del_lp.device) / n
     return Curves(torch.exp(del_lp), torch.exp(ins_lp), fractions)

@@ -23,15 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from xai_kedro.core.xai.curves import (
-    _CLEAN,
-    _ChunkScorer,
-    _job_key,
-    _keep_mask,
-    _kept_indices,
-    importance_order,
-    pixel_baseline,
-)
+from xai_kedro.core.xai.curves import _ChunkScorer, score_steps
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -72,40 +64,19 @@ def fidelity_curves(
     sparsities: Sequence[float] = DEFAULT_SPARSITIES,
 ) -> FidelityCurves:
     """Fidelity+/- curves of one chunk; arguments as `curves._curves` (lp_clean: log p(x))."""
-    b, n = heatmap.shape
+    n = heatmap.shape[1]
     counts = sparsity_counts(n, sparsities)
-    plus_keys = [_job_key("del", c, n) for c in counts]
-    minus_keys = [_job_key("ins", c, n) for c in counts]
-    jobs = [k for k in dict.fromkeys(plus_keys + minus_keys) if k != _CLEAN]
-    logp: dict[tuple[str, int], torch.Tensor] = {_CLEAN: lp_clean}
-    empty = ("del", n)
-    if scorer.config.empty_input == "blur" and empty in jobs:  # as the deletion curves
-        jobs.remove(empty)
-        logp[empty] = scorer.blurred(pixel_values, target)
-    order = importance_order(heatmap)
-    if scorer.config.perturbation == "token_drop":
-        by_count: dict[int, list[tuple[str, int]]] = {}
-        for key in jobs:
-            kept = n - key[1] if key[0] == "del" else key[1]
-            by_count.setdefault(kept, []).append(key)
-        for group in by_count.values():
-            kept = torch.cat([_kept_indices(key, order) for key in group])
-            scores = scorer.token_drop(tokens, kept, target).view(len(group), b)
-            logp.update(zip(group, scores, strict=True))
-    elif jobs:
-        baseline = pixel_baseline(pixel_values, scorer.config)
-        rank = torch.argsort(order, dim=1)
-        keep = torch.cat([_keep_mask(key, rank) for key in jobs])
-        scores = scorer.pixel(pixel_values, baseline, keep, target).view(len(jobs), b)
-        logp.update(zip(jobs, scores, strict=True))
+    removed_lp, kept_lp = score_steps(
+        scorer, pixel_values, tokens, heatmap, target, lp_clean, counts
+    )
     p_clean = torch.exp(lp_clean.double())[:, None]
-    plus = p_clean - torch.exp(torch.stack([logp[k] for k in plus_keys], dim=1).double())
-    minus = p_clean - torch.exp(torch.stack([logp[k] for k in minus_keys], dim=1).double())
+    plus = p_clean - torch.exp(removed_lp)
+    minus = p_clean - torch.exp(kept_lp)
     fractions = torch.tensor(counts, dtype=torch.float64, device=plus.device) / n
     return FidelityCurves(fractions, plus, minus)
 
 
-def curve_area(curve: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def mean_level(curve: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Trapezoid area of [B, S] over x [S] divided by the x range: a mean level per row."""
     width = float(x[-1] - x[0])
     if width <= 0:
@@ -117,4 +88,4 @@ def curve_area(curve: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def fidelity_areas(curves: FidelityCurves) -> tuple[torch.Tensor, torch.Tensor]:
     """(Fidelity+ area, Fidelity- area), each [B] float64."""
-    return curve_area(curves.plus, curves.sparsity), curve_area(curves.minus, curves.sparsity)
+    return mean_level(curves.plus, curves.sparsity), mean_level(curves.minus, curves.sparsity)
