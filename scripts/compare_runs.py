@@ -29,6 +29,12 @@ KEYED_TABLES = {
     "03_silver/silver_xai.parquet": ["image_id", "adapter_id"],
     "03_silver/silver_ood.parquet": ["image_id", "adapter_id", "corruption", "severity"],
 }
+# Tables that older commits do not write: compared when both runs have them, an error when one has.
+OPTIONAL_TABLES = {
+    "03_silver/silver_source.parquet": ["image_id", "adapter_id", "corruption", "severity"],
+    "03_silver/silver_xai_explainers.parquet": ["image_id", "adapter_id", "explainer"],
+    "03_silver/silver_explainer_scores.parquet": ["image_id", "adapter_id", "explainer"],
+}
 GOLD_DIR = "04_gold"
 TEXT_FILES = ("08_reporting/summary_report.md",)
 TIMING_COLUMNS = ("duration_s", "saved_at_unix", "seconds_per_image", "time_per_image_s")
@@ -87,6 +93,9 @@ def compare_runs(root_a: Path, root_b: Path, ignore: tuple[str, ...], atol: floa
     data_a, data_b = root_a / "data", root_b / "data"
     problems: list[str] = []
     tables: list[tuple[str, list[str] | None]] = list(KEYED_TABLES.items())
+    for rel, keys in OPTIONAL_TABLES.items():
+        if (data_a / rel).exists() or (data_b / rel).exists():
+            tables.append((rel, keys))
     gold = sorted({p.name for p in (data_a / GOLD_DIR).glob("*.parquet")})
     gold_b = sorted({p.name for p in (data_b / GOLD_DIR).glob("*.parquet")})
     if gold != gold_b:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 GOLD = [
     "correlations", "classifier_comparison", "feature_importance", "adapter_summary",
     "degradation", "qualitative_summary", "quantitative_summary", "xai_feature_ranking",
-    "adapter_ranking", "worst_corruption", "accuracy_estimation",
+    "adapter_ranking", "worst_corruption", "accuracy_estimation", "explainer_features",
 ]  # fmt: skip
 
 
@@ -63,8 +63,16 @@ def test_zoo_silver_and_gold(first_run, spark):
     for table in GOLD:
         frame = pd.read_parquet(data / f"04_gold/{table}.parquet")
         assert not frame.empty, table
+    # the base profile_explainers beside engine.explainer, compared in Gold and the report
+    profiles = spark.read.parquet(str(data / "03_silver/silver_xai_explainers.parquet"))
+    profiles = profiles.toPandas()
+    assert sorted(set(profiles["explainer"])) == ["gradient_attention", "rollout"]
+    assert len(profiles) == 2 * len(silver)
+    compared = pd.read_parquet(data / "04_gold/explainer_features.parquet")
+    assert {"attention", "rollout", "gradient_attention", "all"} <= set(compared["explainer"])
     report = (data / "08_reporting/summary_report.md").read_text()
     assert "XAI" in report
+    assert "## Which explainer's features predict robustness" in report
     for plot in ["correlations", "roc_curves", "degradation", "adapter_training_curves"]:
         assert (data / f"08_reporting/{plot}.png").stat().st_size > 1000
     assert any((data / "08_reporting/failure_gallery").iterdir())

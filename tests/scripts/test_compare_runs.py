@@ -58,3 +58,15 @@ def test_a_changed_value_is_reported(tmp_path):
     problems = compare_runs.compare_runs(a, b, (), 0.0)
     assert any("silver_xai.parquet.gini: 1 of 3 rows differ" in p for p in problems)
     assert any("cmp.parquet.auc" in p for p in problems)
+
+
+def test_an_optional_table_counts_only_when_a_run_has_it(tmp_path):
+    a = _fake_run(tmp_path / "a", _silver(tmp_path / "a", [0, 1, 2]), 0.7)
+    b = _fake_run(tmp_path / "b", _silver(tmp_path / "b", [0, 1, 2]), 0.7)
+    rel = "03_silver/silver_xai_explainers.parquet"
+    assert not [p for p in compare_runs.compare_runs(a, b, (), 0.0) if rel in p]
+    (b / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"image_id": ["a"], "adapter_id": ["x"], "explainer": ["rollout"]}).to_parquet(
+        b / "data" / rel
+    )
+    assert any(f"{rel}: missing in a" in p for p in compare_runs.compare_runs(a, b, (), 0.0))

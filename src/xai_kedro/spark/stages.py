@@ -7,8 +7,9 @@ batch and hands each adapter's evaluation crop of them to the stage, so the stag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,12 @@ from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixe
 from xai_kedro.core.robustness.columns import SILVER_OOD, SILVER_OOD_KEYS
 from xai_kedro.core.robustness.ood import evaluate_corruptions
 from xai_kedro.core.robustness.presets import CorruptionSpec
-from xai_kedro.core.xai.columns import SILVER_XAI, SILVER_XAI_KEYS
+from xai_kedro.core.xai.columns import (
+    SILVER_XAI,
+    SILVER_XAI_EXPLAINERS,
+    SILVER_XAI_EXPLAINERS_KEYS,
+    SILVER_XAI_KEYS,
+)
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.explainers import configured_explainers
 from xai_kedro.core.xai.leaderboard import (
@@ -92,6 +98,39 @@ def xai_stage(config: XAIConfig) -> SilverStage:
         return profile.assign(image_id=batch.image_ids)
 
     return SilverStage("silver_xai", SILVER_XAI, SILVER_XAI_KEYS, 1, evaluate)
+
+
+def explainer_profiles_stage(
+    config: XAIConfig, explainers: Mapping[str, Mapping[str, Any]]
+) -> SilverStage:
+    """`silver_xai_explainers`: one row per (image, adapter, explainer) with `silver_xai`'s
+    metrics under each further explainer (its settings from parameters), so the meta-learning
+    can compare which explainer's profile predicts robustness."""
+    if not explainers:
+        raise ValueError("explainer_profiles_stage needs at least one explainer")
+    configs = {
+        name: replace(
+            config, explainer=name, explainer_settings=dict(settings or {}), keep_heatmap=False
+        )
+        for name, settings in explainers.items()
+    }
+
+    def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
+        parts = [
+            compute_xai(model, batch.images, batch.labels, batch.masks, cfg, device).assign(
+                image_id=batch.image_ids, explainer=name
+            )
+            for name, cfg in configs.items()
+        ]
+        return pd.concat(parts, ignore_index=True)  # the UDF keeps the schema's columns
+
+    return SilverStage(
+        "silver_xai_explainers",
+        SILVER_XAI_EXPLAINERS,
+        SILVER_XAI_EXPLAINERS_KEYS,
+        len(configs),
+        evaluate,
+    )
 
 
 def ood_stage(

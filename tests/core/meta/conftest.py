@@ -104,6 +104,31 @@ FAST_META_PARAMS = {"models": FAST_MODELS, "n_bootstrap": 100, "permutation_repe
 FAST_ESTIMATION_PARAMS = {"regressor": {"n_estimators": 25}}
 
 
+# The Gold tables of `make_silver()` built once per test run (a build costs ~20 s of CPU); the
+# Gold, report and order-independence tests read the same tables.
+GOLD_META_PARAMS = {
+    "models": {
+        "RandomForest": {"n_estimators": 20, "max_depth": 6},
+        "XGBoost": {"n_estimators": 20},
+        "XGBoost_Tuned": {"n_estimators": 20},
+    },
+    "n_bootstrap": 100,
+    "permutation_repeats": 2,
+}
+GOLD_ESTIMATION_PARAMS = {"regressor": {"n_estimators": 20}}
+GOLD_SEED = 1
+
+
+@pytest.fixture(scope="session")
+def gold_tables(silver) -> dict[str, pd.DataFrame]:
+    from xai_kedro.core.meta.gold import build_gold_tables
+
+    xai, ood, zoo = silver
+    return build_gold_tables(
+        xai, ood, zoo, GOLD_META_PARAMS, GOLD_ESTIMATION_PARAMS, seed=GOLD_SEED
+    )
+
+
 @pytest.fixture(scope="session")
 def silver_factory() -> Callable[..., tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     return make_silver

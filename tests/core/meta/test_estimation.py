@@ -22,7 +22,12 @@ from xai_kedro.core.meta.estimation import (
     ood_accuracy_by_condition,
     ood_accuracy_per_adapter,
 )
-from xai_kedro.core.meta.estimation_summary import SUMMARY_COLUMNS, estimation_summary
+from xai_kedro.core.meta.estimation_summary import (
+    SUMMARY_COLUMNS,
+    _rank_corr,
+    average_ranks,
+    estimation_summary,
+)
 from xai_kedro.core.meta.label_free import label_free_predictions
 
 CORRUPTIONS = {"noise": 1.0, "blur": 0.6}
@@ -317,3 +322,17 @@ def test_calibration_leaves_out_the_target_corruption(zoo: tuple[pd.DataFrame, .
     assert got.iloc[0] == pytest.approx(
         expected(tgt, [sets["clean"], sets["source_jitter"], sets["noise"]])
     )
+
+
+def test_fast_spearman_equals_scipy_with_ties() -> None:
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(2, 40))
+        a = rng.integers(0, 5, n).astype(float)  # many ties, as in a bootstrap resample
+        b = a + rng.normal(0, 2, n)
+        np.testing.assert_allclose(average_ranks(a), sps.rankdata(a))
+        expected = sps.spearmanr(a, b).statistic if np.ptp(a) > 0 else float("nan")
+        assert _rank_corr(a, b) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+    assert np.isnan(_rank_corr(np.ones(4), np.arange(4.0)))

@@ -27,18 +27,8 @@ TEN = (
 
 
 @pytest.fixture(scope="module")
-def tables(silver: tuple[pd.DataFrame, ...]) -> dict[str, pd.DataFrame]:
-    xai, ood, zoo = silver
-    fast = {
-        "models": {
-            "RandomForest": {"n_estimators": 20, "max_depth": 6},
-            "XGBoost": {"n_estimators": 20},
-            "XGBoost_Tuned": {"n_estimators": 20},
-        },
-        "n_bootstrap": 100,
-        "permutation_repeats": 2,
-    }
-    return gold.build_gold_tables(xai, ood, zoo, fast, {"regressor": {"n_estimators": 20}}, seed=1)
+def tables(gold_tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return gold_tables
 
 
 def test_all_tables_have_the_reference_columns(tables: dict[str, pd.DataFrame]) -> None:
@@ -283,35 +273,32 @@ def test_plots_survive_empty_input() -> None:
     assert "no scores" in fig.axes[0].texts[0].get_text()
 
 
-def test_gold_and_report_do_not_depend_on_the_order_of_the_silver_rows(silver, fast_meta_params):
+def test_gold_and_report_do_not_depend_on_the_order_of_the_silver_rows(silver, gold_tables):
     """The same Silver rows read back from a cluster in another order give identical Gold."""
+    from tests.core.meta.conftest import GOLD_ESTIMATION_PARAMS, GOLD_META_PARAMS, GOLD_SEED
     from xai_kedro.core.meta.report import summary_report
 
     xai, ood, zoo = silver
-    params = {**fast_meta_params, "n_bootstrap": 30}
-    est = {"regressor": {"n_estimators": 10}}
-    first = gold.build_gold_tables(xai, ood, zoo, params, est, seed=1)
     shuffled = gold.build_gold_tables(
         xai.sample(frac=1.0, random_state=5),
         ood.sample(frac=1.0, random_state=6),
         zoo,
-        params,
-        est,
-        seed=1,
+        GOLD_META_PARAMS,
+        GOLD_ESTIMATION_PARAMS,
+        seed=GOLD_SEED,
     )
-    assert sorted(first) == sorted(shuffled)
-    for name in first:
+    assert sorted(gold_tables) == sorted(shuffled)
+    for name in gold_tables:
         pd.testing.assert_frame_equal(
-            first[name].reset_index(drop=True), shuffled[name].reset_index(drop=True), obj=name
+            gold_tables[name].reset_index(drop=True),
+            shuffled[name].reset_index(drop=True),
+            obj=name,
         )
-    assert summary_report(first) == summary_report(shuffled)
+    assert summary_report(gold_tables) == summary_report(shuffled)
 
 
-def test_confidence_baselines_score_each_baseline_and_pair_the_differences(
-    silver, fast_meta_params
-):
-    xai, ood, zoo = silver
-    tables = gold.build_gold_tables(xai, ood, zoo, {**fast_meta_params, "n_bootstrap": 30}, None)
+def test_confidence_baselines_score_each_baseline_and_pair_the_differences(gold_tables):
+    tables = gold_tables
     table = tables["confidence_baselines"]
     assert {"max-softmax", "margin", "predictive entropy", "energy"} <= set(table["method"])
     assert {"meta:xai", "meta:confidence", "meta:xai+confidence"} <= set(table["method"])

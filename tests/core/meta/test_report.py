@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from xai_kedro.core.meta import gold
 from xai_kedro.core.meta.report import effect_size_word, summary_report
 
 MODELS = ("RandomForest", "LogisticRegression")
@@ -304,19 +303,8 @@ def test_effect_size_words(d: float, word: str) -> None:
     assert effect_size_word(d) == word
 
 
-def test_report_on_real_gold_tables(silver: tuple[pd.DataFrame, ...]) -> None:
-    xai, ood, zoo = silver
-    fast = {
-        "models": {
-            "RandomForest": {"n_estimators": 10, "max_depth": 4},
-            "XGBoost": {"n_estimators": 10},
-            "XGBoost_Tuned": {"n_estimators": 10},
-        },
-        "model_names": ["RandomForest", "XGBoost", "LogisticRegression", "XGBoost_Tuned"],
-        "n_bootstrap": 50,
-        "permutation_repeats": 2,
-    }
-    tables = gold.build_gold_tables(xai, ood, zoo, fast, {"regressor": {"n_estimators": 10}})
+def test_report_on_real_gold_tables(gold_tables: dict[str, pd.DataFrame]) -> None:
+    tables = gold_tables
     text = summary_report(tables)
     assert "**attn_entropy**" in text  # the planted predictor
     # the confidence features vary per (image, adapter) only, so ungrouped folds leak

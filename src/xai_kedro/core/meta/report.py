@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from xai_kedro.core.meta.estimation import META_CONFIDENCE, META_REGRESSOR, REGRESSORS
+from xai_kedro.core.meta.explainer_features import explainer_features_section
 from xai_kedro.core.meta.faithfulness import faithfulness_section
 from xai_kedro.core.meta.findings import (
     baselines_section,
@@ -318,4 +319,7 @@ def summary_report(tables: Mapping[str, pd.DataFrame], leakage_tolerance: float 
     faithfulness = _table(tables, "explainer_faithfulness")
     if faithfulness is not None:
         out += [*faithfulness_section(faithfulness), ""]
+    explainer_features = _table(tables, "explainer_features")
+    if explainer_features is not None:
+        out += [*explainer_features_section(explainer_features), ""]
     return "\n".join(out).rstrip() + "\n"

@@ -25,14 +25,19 @@ ESTIMATION_TABLES: tuple[str, ...] = (
 )
 # Does XAI add to the confidence baselines (AUROC / AURC / AUGRC, paired differences)?
 BASELINE_TABLES: tuple[str, ...] = ("confidence_baselines", "confidence_baseline_differences")
+# Which explainer's XAI profile predicts robustness best (core.meta.explainer_features).
+EXPLAINER_FEATURES = "explainer_features"
 GOLD_TABLES: tuple[str, ...] = (
     *REFERENCE_TABLES,
     *ESTIMATION_TABLES,
     "classifier_scores",
     *BASELINE_TABLES,
+    EXPLAINER_FEATURES,
 )
 # Written by the ood pipeline, which needs it for its own plot; meta_learning reads it.
 FROM_OOD_PIPELINE: tuple[str, ...] = ("degradation",)
+# Gold tables with a node of their own (they read Silver tables `build_gold_tables` does not).
+OWN_NODE: tuple[str, ...] = (*FROM_OOD_PIPELINE, EXPLAINER_FEATURES)
 # Inputs the report reads beside the Gold tables (the quarantine is counted by reason; the
 # explainer leaderboard is written by the xai_silver pipeline).
 REPORT_EXTRA_INPUTS: tuple[str, ...] = ("bronze_quarantine", "explainer_faithfulness")

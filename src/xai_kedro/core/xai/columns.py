@@ -32,3 +32,14 @@ SILVER_XAI: tuple[Column, ...] = (
 SILVER_XAI_KEYS = names(IMAGE_ADAPTER_KEYS)
 # What `compute_xai` returns: every column but the keys.
 XAI_COLUMNS = names(SILVER_XAI, without_keys=True)
+
+# `silver_xai_explainers`: the same metrics under the further explainers whose profiles the
+# meta-learning compares (`xai_silver.profile_explainers`); `silver_xai` holds engine.explainer's.
+EXPLAINER_KEY = Column("explainer", "string", "explainer registry name", role="key")
+SILVER_XAI_EXPLAINERS: tuple[Column, ...] = (
+    *IMAGE_ADAPTER_KEYS,
+    EXPLAINER_KEY,
+    TARGET_COLUMN,
+    *METRIC_COLUMNS,
+)
+SILVER_XAI_EXPLAINERS_KEYS = names((*IMAGE_ADAPTER_KEYS, EXPLAINER_KEY))

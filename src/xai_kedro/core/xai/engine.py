@@ -72,7 +72,7 @@ def explain_chunk(
     device = torch.device(device)
     host = as_uint8_images(images)
     size = resolve_input_size(model, config.input_size)
-    explainer = get_explainer(config.explainer)
+    explainer = get_explainer(config.explainer, **config.explainer_settings)
     with torch.inference_mode():
         pixel_values = normalise(images_x255(host, size, device))
         with autocast_for(device):

@@ -29,6 +29,7 @@ from xai_kedro.core.models.inference import (
     iter_batches,
     resolve_input_size,
 )
+from xai_kedro.core.xai.columns import EXPLAINER_KEY, TARGET_COLUMN
 from xai_kedro.core.xai.curves import _ChunkScorer, _curves, _target_logprob
 from xai_kedro.core.xai.explainers import Explainer, configured_explainers
 from xai_kedro.core.xai.fidelity import DEFAULT_SPARSITIES, check_sparsities, fidelity_areas
@@ -39,8 +40,8 @@ from xai_kedro.core.xai.settings import XAIConfig
 # The per-image table, declared once: keys (image, adapter, explainer) and the scores.
 EXPLAINER_SCORES: tuple[Column, ...] = (
     *IMAGE_ADAPTER_KEYS,
-    Column("explainer", "string", "explainer registry name", role="key"),
-    Column("target_class", "int", "class whose probability the curves follow"),
+    EXPLAINER_KEY,
+    TARGET_COLUMN,
     Column("deletion_auc", "double", "area under the deletion curve (lower = faithful)", "xai"),
     Column("insertion_auc", "double", "area under the insertion curve (higher = faithful)", "xai"),
     Column(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from xai_kedro.core.xai.explainers import get_explainer
 
@@ -31,6 +32,7 @@ class XAIConfig:
     target: "predicted" (clean prediction, label-free, as in RISE; default) or "label" (true
         class: an analysis option whose curve features carry the label).
     explainer: a key of the explainer registry (`core.xai.explainers`).
+    explainer_settings: that explainer's settings (omitted ones take their defaults).
     batch_size: images per chunk (all their perturbation steps are batched together).
     max_batch_tokens: token budget of one perturbation forward (rows x sequence length).
     keep_heatmap: also return each heatmap (float32 array per row).
@@ -45,6 +47,7 @@ class XAIConfig:
     empty_input: str = "blur"
     target: str = "predicted"
     explainer: str = "attention"
+    explainer_settings: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 64
     max_batch_tokens: int = 262_144
     keep_heatmap: bool = False
@@ -61,7 +64,7 @@ class XAIConfig:
             raise ValueError(f"empty_input {self.empty_input!r} not in {EMPTY_INPUTS}")
         if self.target not in TARGETS:
             raise ValueError(f"target {self.target!r} not in {TARGETS}")
-        get_explainer(self.explainer)
+        get_explainer(self.explainer, **self.explainer_settings)
         if self.blur_sigma <= 0 or self.blur_truncate <= 0:
             raise ValueError("blur_sigma and blur_truncate must be > 0")
         if self.batch_size < 1 or self.max_batch_tokens < 1:

@@ -10,13 +10,15 @@ from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 
 from xai_kedro.core.meta import plots
+from xai_kedro.core.meta.explainer_features import explainer_feature_comparison
 from xai_kedro.core.meta.gold import build_gold_tables
 from xai_kedro.core.meta.report import summary_report
-from xai_kedro.core.meta.tables import FROM_OOD_PIPELINE, GOLD_TABLES, REPORT_EXTRA_INPUTS
+from xai_kedro.core.meta.tables import GOLD_TABLES, OWN_NODE, REPORT_EXTRA_INPUTS
+from xai_kedro.core.xai.settings import XAIConfig
 
 logger = logging.getLogger(__name__)
 
-BUILT_HERE = tuple(name for name in GOLD_TABLES if name not in FROM_OOD_PIPELINE)
+BUILT_HERE = tuple(name for name in GOLD_TABLES if name not in OWN_NODE)
 
 
 def build_gold(
@@ -49,6 +51,27 @@ def build_gold(
         silver_source=source,
     )
     return tuple(tables[name] for name in BUILT_HERE)
+
+
+def build_explainer_features(
+    silver_xai: DataFrame,
+    silver_xai_explainers: DataFrame,
+    silver_ood: DataFrame,
+    params: dict[str, Any],
+    engine: dict[str, Any],
+    seed: int,
+) -> pd.DataFrame:
+    """Gold `explainer_features`: each explainer's label-free XAI profile as a predictor of OOD
+    correctness, alone, with confidence, and all together (grouped CV, intervals)."""
+    return explainer_feature_comparison(
+        silver_xai.drop("heatmap").toPandas(),
+        silver_xai_explainers.toPandas(),
+        silver_ood.toPandas(),
+        primary=XAIConfig.from_dict(engine).explainer,
+        params=params.get("explainer_features"),
+        meta_params=params.get("meta_learners"),
+        seed=seed,
+    )
 
 
 def plot_correlations(correlations: pd.DataFrame) -> Figure:

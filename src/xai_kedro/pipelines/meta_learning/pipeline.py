@@ -6,6 +6,7 @@ from xai_kedro.core.meta.tables import GOLD_TABLES, REPORT_EXTRA_INPUTS
 
 from .nodes import (
     BUILT_HERE,
+    build_explainer_features,
     build_gold,
     plot_accuracy_estimation,
     plot_adapter_ranking,
@@ -39,6 +40,19 @@ def create_pipeline(**kwargs) -> Pipeline:
             ],
             outputs=list(BUILT_HERE),
             name="build_gold_tables",
+        ),
+        node(
+            build_explainer_features,
+            inputs=[
+                "silver_xai",
+                "silver_xai_explainers",
+                "silver_ood",
+                "params:meta_learning",
+                "params:xai_silver.engine",
+                "params:seed",
+            ],
+            outputs="explainer_features",
+            name="build_explainer_features",
         ),
         *[
             node(func, inputs=table, outputs=output, name=f"plot_{table}")

@@ -1,5 +1,6 @@
-"""Thin nodes: Bronze x zoo -> `silver_xai` (iterator Pandas UDF), failure gallery, and the
-explainer leaderboard (`silver_explainer_scores` -> Gold `explainer_faithfulness`)."""
+"""Thin nodes: Bronze x zoo -> `silver_xai` (iterator Pandas UDF) and the further explainers'
+profiles (`silver_xai_explainers`), failure gallery, and the explainer leaderboard
+(`silver_explainer_scores` -> Gold `explainer_faithfulness`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from xai_kedro.core.xai.gallery import failure_figure
 from xai_kedro.core.xai.leaderboard import LeaderboardConfig, sample_image_ids
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
-from xai_kedro.spark.stages import leaderboard_stage, xai_stage
+from xai_kedro.spark.session import get_spark
+from xai_kedro.spark.stages import explainer_profiles_stage, leaderboard_stage, xai_stage
 from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,42 @@ def compute_silver_xai(
         adapter_zoo,
         backbone_manifest,
         xai_stage(config),
+        split=params.get("split", "test"),
+        partitions=int(execution["xai_partitions"]),
+        device=execution.get("device", "auto"),
+        compile_settings=execution.get("compile"),
+    )
+
+
+def compute_explainer_profiles(
+    bronze_images: DataFrame,
+    adapter_zoo: pd.DataFrame,
+    backbone_manifest: dict[str, Any],
+    params: dict[str, Any],
+    execution: dict[str, Any],
+) -> DataFrame:
+    """`silver_xai`'s metrics under every `profile_explainers` entry but `engine.explainer`
+    (already in `silver_xai`), each with its settings from the `explainers` block: one row
+    per (test image, adapter, explainer). Empty when no further explainer is listed."""
+    config = XAIConfig.from_dict(
+        {"input_size": backbone_manifest["input_size"], **params["engine"]}
+    )
+    settings = params.get("explainers") or {}
+    further = {
+        name: settings.get(name) or {}
+        for name in params.get("profile_explainers") or []
+        if name != config.explainer
+    }
+    if not further:
+        logger.info("No explainer beside %s is profiled for the meta-learning", config.explainer)
+        stage = explainer_profiles_stage(config, {config.explainer: {}})
+        return get_spark().createDataFrame([], stage.schema)
+    logger.info("Profiling %s beside %s", ", ".join(further), config.explainer)
+    return run_zoo(
+        bronze_images,
+        adapter_zoo,
+        backbone_manifest,
+        explainer_profiles_stage(config, further),
         split=params.get("split", "test"),
         partitions=int(execution["xai_partitions"]),
         device=execution.get("device", "auto"),

@@ -4,6 +4,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     build_explainer_faithfulness,
+    compute_explainer_profiles,
     compute_explainer_scores,
     compute_silver_xai,
     failure_gallery,
@@ -24,6 +25,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="silver_xai",
                 name="compute_silver_xai",
+            ),
+            node(
+                compute_explainer_profiles,
+                inputs=[
+                    "bronze_images",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "params:xai_silver",
+                    "params:execution",
+                ],
+                outputs="silver_xai_explainers",
+                name="compute_explainer_profiles",
             ),
             node(
                 failure_gallery,
