@@ -25,7 +25,7 @@ from xai_kedro.core.meta.estimation import (
 from xai_kedro.core.meta.estimation_summary import (
     SUMMARY_COLUMNS,
     _rank_corr,
-    average_ranks,
+    _scores,
     estimation_summary,
 )
 from xai_kedro.core.meta.label_free import label_free_predictions
@@ -324,15 +324,27 @@ def test_calibration_leaves_out_the_target_corruption(zoo: tuple[pd.DataFrame, .
     )
 
 
-def test_fast_spearman_equals_scipy_with_ties() -> None:
+def test_vectorised_scores_equal_the_plain_bootstrap() -> None:
+    """The summary's bootstrap runs every replicate as one row of an array: same intervals as
+    calling the statistic once per resample, ties and constant resamples included."""
     from scipy import stats as sps
 
+    from xai_kedro.core.meta.stats import bootstrap_ci
+
     rng = np.random.default_rng(0)
-    for _ in range(50):
-        n = int(rng.integers(2, 40))
-        a = rng.integers(0, 5, n).astype(float)  # many ties, as in a bootstrap resample
-        b = a + rng.normal(0, 2, n)
-        np.testing.assert_allclose(average_ranks(a), sps.rankdata(a))
-        expected = sps.spearmanr(a, b).statistic if np.ptp(a) > 0 else float("nan")
-        assert _rank_corr(a, b) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+    measured = rng.integers(0, 4, 12) / 4.0  # ties, as in a bootstrap resample
+    pred, meta = measured + rng.normal(0, 0.1, 12), measured + rng.normal(0, 0.2, 12)
+    a = rng.integers(0, 5, 30).astype(float)
+    b = a + rng.normal(0, 2, 30)
+    assert _rank_corr(a, b) == pytest.approx(sps.spearmanr(a, b).statistic, abs=1e-12)
     assert np.isnan(_rank_corr(np.ones(4), np.arange(4.0)))
+
+    def plain(p, m, y):
+        return _scores(p[None], m[None], y[None])[0]
+
+    families = np.repeat(np.arange(4), 3)
+    for groups in (None, families, np.r_[families[:-1], 9]):  # equal and unequal family sizes
+        boot = {"n_boot": 300, "alpha": 0.05, "seed": 2, "groups": groups}
+        fast = bootstrap_ci(_scores, pred, meta, measured, vectorized=True, **boot)
+        slow = bootstrap_ci(plain, pred, meta, measured, **boot)
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)

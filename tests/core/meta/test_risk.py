@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xai_kedro.core.meta.risk import augrc, aurc, expected_accepted_errors
+from xai_kedro.core.meta.risk import (
+    WeightedRiskCurve,
+    augrc,
+    aurc,
+    bootstrap_risk_ci,
+    expected_accepted_errors,
+)
+from xai_kedro.core.meta.stats import bootstrap_ci
 
 
 def test_hand_computed_risk_coverage():
@@ -40,3 +47,36 @@ def test_bad_input_is_refused():
         aurc(np.array([1, 0]), np.array([0.1]))
     with pytest.raises(ValueError, match="finite"):
         augrc(np.array([1, 0]), np.array([0.1, np.nan]))
+
+
+def test_weighted_areas_equal_the_areas_of_the_resampled_rows():
+    rng = np.random.default_rng(0)
+    correct = rng.random(60) < 0.7
+    score = np.round(rng.random(60), 1)  # many ties
+    curve = WeightedRiskCurve(correct, score)
+    assert curve.areas() == pytest.approx((aurc(correct, score), augrc(correct, score)))
+    for _ in range(20):
+        idx = rng.integers(0, 60, 60)
+        weights = np.bincount(idx, minlength=60).astype(float)
+        expected = (aurc(correct[idx], score[idx]), augrc(correct[idx], score[idx]))
+        assert curve.areas(weights) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_risk_intervals_are_the_plain_bootstrap_intervals():
+    """Same resamples as bootstrap_ci for the same seed and groups, paired differences too."""
+    rng = np.random.default_rng(1)
+    correct = rng.random(120) < 0.6
+    score, other = rng.random(120), np.round(rng.random(120), 1)
+    groups = np.repeat(np.arange(40), 3)
+    boot = {"n_boot": 200, "alpha": 0.1, "seed": 4, "groups": groups}
+    fast = bootstrap_risk_ci(correct, score, **boot)
+    paired = bootstrap_risk_ci(correct, score, other, **boot)
+    for name, fn in (("aurc", aurc), ("augrc", augrc)):
+        assert fast[name] == pytest.approx(bootstrap_ci(fn, correct, score, **boot), rel=1e-9)
+
+        def diff(y, a, b, fn=fn):
+            return fn(y, a) - fn(y, b)
+
+        assert paired[name] == pytest.approx(
+            bootstrap_ci(diff, correct, score, other, **boot), rel=1e-9
+        )

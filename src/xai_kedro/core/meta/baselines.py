@@ -24,8 +24,8 @@ from xai_kedro.core.meta.features import (
     XAI_SET,
     require_columns,
 )
-from xai_kedro.core.meta.risk import augrc, aurc
-from xai_kedro.core.meta.stats import bootstrap_ci, roc_auc
+from xai_kedro.core.meta.risk import augrc, aurc, bootstrap_risk_ci
+from xai_kedro.core.meta.stats import bootstrap_auc_ci, roc_auc
 
 # +1: a higher value means a more confident (more likely correct) prediction; -1: lower does.
 SCORE_DIRECTIONS: dict[str, int] = {"confidence": 1, "margin": 1, "pred_entropy": -1, "energy": -1}
@@ -70,13 +70,22 @@ def _check_directions() -> None:
         raise ValueError(f"confidence columns {missing} have no direction in SCORE_DIRECTIONS")
 
 
+def _intervals(
+    y: np.ndarray, score: np.ndarray, ref: np.ndarray | None, groups: np.ndarray, boot: dict
+) -> dict[str, tuple[float, float]]:
+    """Every metric's interval (of the difference score - ref when ref is given), on the same
+    image-clustered resamples, each replicate computed from multiplicities (no re-sorting)."""
+    out = {"auroc": bootstrap_auc_ci(y, score, ref, groups=groups, **boot)}
+    out.update(bootstrap_risk_ci(y, score, ref, groups=groups, **boot))
+    return out
+
+
 def _metrics_row(y: np.ndarray, score: np.ndarray, groups: np.ndarray, boot: dict) -> dict:
     row: dict[str, Any] = {"n": y.size, "n_images": pd.unique(groups).size}
+    intervals = _intervals(y, score, None, groups, boot)
     for name, fn in METRICS.items():
         row[name] = fn(y, score)
-        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = bootstrap_ci(
-            fn, y, score, groups=groups, **boot
-        )
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = intervals[name]
     return row
 
 
@@ -155,13 +164,8 @@ def _difference_row(
     ok = np.isfinite(a) & np.isfinite(b)
     row: dict[str, Any] = {"comparison": f"{ext} - {base}", "model": model or ""}
     row.update(n=int(ok.sum()), n_images=pd.unique(groups[ok]).size)
+    intervals = _intervals(y[ok], a[ok], b[ok], groups[ok], boot)
     for name, fn in METRICS.items():
-
-        def diff(yy: np.ndarray, sa: np.ndarray, sb: np.ndarray, fn=fn) -> float:
-            return fn(yy, sa) - fn(yy, sb)
-
-        row[f"{name}_diff"] = diff(y[ok], a[ok], b[ok])
-        row[f"{name}_diff_ci_low"], row[f"{name}_diff_ci_high"] = bootstrap_ci(
-            diff, y[ok], a[ok], b[ok], groups=groups[ok], **boot
-        )
+        row[f"{name}_diff"] = fn(y[ok], a[ok]) - fn(y[ok], b[ok])
+        row[f"{name}_diff_ci_low"], row[f"{name}_diff_ci_high"] = intervals[name]
     return row

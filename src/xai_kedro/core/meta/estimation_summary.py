@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from xai_kedro.core.meta.estimation import (
     META_REGRESSOR,
@@ -41,25 +42,14 @@ SUMMARY_COLUMNS = (
 )
 
 
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their mean rank (`scipy.stats.rankdata`'s default), in a few
-    vectorised steps: the bootstrap calls this tens of thousands of times on a zoo."""
-    x = np.asarray(x)
-    order = np.argsort(x, kind="mergesort")
-    starts = np.r_[0, np.flatnonzero(np.diff(x[order])) + 1]
-    ends = np.r_[starts[1:], x.size]
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return ranks
-
-
-def _rank_corr(pred: np.ndarray, measured: np.ndarray) -> float:
-    """Spearman's rho: Pearson's r of the average ranks (NaN when either side is constant)."""
-    if np.ptp(pred) == 0 or np.ptp(measured) == 0:
-        return float("nan")
-    a, b = average_ranks(pred), average_ranks(measured)
-    a, b = a - a.mean(), b - b.mean()
-    return float((a @ b) / np.sqrt((a @ a) * (b @ b)))
+def _rank_corr(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """Spearman's rho per row (Pearson's r of the average ranks; NaN where a side is constant)."""
+    a, b = sps.rankdata(pred, axis=-1), sps.rankdata(measured, axis=-1)
+    a, b = a - a.mean(-1, keepdims=True), b - b.mean(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    constant = (np.ptp(pred, axis=-1) == 0) | (np.ptp(measured, axis=-1) == 0)
+    return np.where(constant, np.nan, rho)
 
 
 # score name (prefix of its interval columns) -> column of the point estimate, in _scores order
@@ -71,10 +61,13 @@ _SCORE_COLUMNS = {
 }
 
 
-def _scores(pred: np.ndarray, meta: np.ndarray, measured: np.ndarray) -> list[float]:
+def _scores(pred: np.ndarray, meta: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """[..., 4]: MAE, max error, Spearman rho, MAE minus the meta-regressor's, per row of
+    [replicates, adapters] arrays (one bootstrap replicate per row)."""
     err = np.abs(pred - measured) * 100.0
-    meta_mae = np.abs(meta - measured).mean() * 100.0
-    return [err.mean(), err.max(), _rank_corr(pred, measured), err.mean() - meta_mae]
+    mae = err.mean(-1)
+    meta_mae = np.abs(meta - measured).mean(-1) * 100.0
+    return np.stack([mae, err.max(-1), _rank_corr(pred, measured), mae - meta_mae], axis=-1)
 
 
 def estimation_summary(
@@ -113,7 +106,7 @@ def estimation_summary(
         pred, y = g["predicted_accuracy"].to_numpy(), g["measured_accuracy"].to_numpy()
         key = pd.MultiIndex.from_arrays([[shift] * len(g), g["adapter_id"]])
         ref = meta["predicted_accuracy"].reindex(key).to_numpy(dtype=float)
-        point = _scores(pred, ref, y)
+        point = _scores(pred[None], ref[None], y[None])[0]
         ci_low = ci_high = np.full(4, np.nan)
         if len(g) >= 2:
             ci_low, ci_high = bootstrap_ci(
@@ -125,6 +118,7 @@ def estimation_summary(
                 alpha=float(p["ci_alpha"]),
                 seed=seed,
                 groups=g["family"].to_numpy(),
+                vectorized=True,
             )
         for i, (name, value) in enumerate(_SCORE_COLUMNS.items()):
             row[value] = point[i]

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_EXPLAINER_FEATURE_PARAMS: dict[str, Any] = {
     "explainers": None,  # None = engine.explainer and every explainer in silver_xai_explainers
-    "model": "RandomForest",  # a key of meta_learners.models
+    "model": "XGBoost",  # a key of meta_learners.models
 }
 ALL_EXPLAINERS = "all"
 KINDS = ("xai", "xai+confidence", "confidence")

@@ -17,6 +17,7 @@ from xai_kedro.core.meta.findings import (
     definitions_section,
     reproduction_section,
 )
+from xai_kedro.core.meta.formatting import fmt, interval_sign
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +25,8 @@ logger = logging.getLogger(__name__)
 EFFECT_SIZE_WORDS = ((0.2, "negligible"), (0.5, "small"), (0.8, "medium"), (np.inf, "large"))
 
 
-def _f(value: object, spec: str = ".3f") -> str:
-    try:
-        v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return str(value)
-    return "n/a" if not np.isfinite(v) else format(v, spec)
-
-
 def _ci(low: object, high: object, spec: str = ".3f") -> str:
-    return f"95% CI [{_f(low, spec)}, {_f(high, spec)}]"
+    return f"95% CI [{fmt(low, spec)}, {fmt(high, spec)}]"
 
 
 def _table(tables: Mapping[str, pd.DataFrame], name: str) -> pd.DataFrame | None:
@@ -61,11 +54,11 @@ def _predictor_section(corr: pd.DataFrame) -> list[str]:
     r, d = float(b["pearson_r"]), float(b["cohens_d"])
     lines.append(
         f"The strongest XAI predictor of correctness under corruption is **{b['feature']}**: "
-        f"Pearson r = {_f(r, '+.3f')} ({_ci(b['pearson_ci_low'], b['pearson_ci_high'], '+.3f')}), "
-        f"Cohen's d = {_f(d, '+.3f')} ({_ci(b['cohens_d_ci_low'], b['cohens_d_ci_high'], '+.3f')}), "
-        f"a {effect_size_word(d)} effect (n = {_f(b['n'], '.0f')} OOD predictions of "
-        f"{_f(b.get('n_images'), '.0f')} images; p = {_f(b.get('pearson_p'), '.2g')} from the "
-        f"per-image means, r over images {_f(b.get('pearson_r_images'), '+.3f')})."
+        f"Pearson r = {fmt(r, '+.3f')} ({_ci(b['pearson_ci_low'], b['pearson_ci_high'], '+.3f')}), "
+        f"Cohen's d = {fmt(d, '+.3f')} ({_ci(b['cohens_d_ci_low'], b['cohens_d_ci_high'], '+.3f')}), "
+        f"a {effect_size_word(d)} effect (n = {fmt(b['n'], '.0f')} OOD predictions of "
+        f"{fmt(b.get('n_images'), '.0f')} images; p = {fmt(b.get('pearson_p'), '.2g')} from the "
+        f"per-image means, r over images {fmt(b.get('pearson_r_images'), '+.3f')})."
     )
     direction = "more" if r > 0 else "fewer"
     lo, hi = float(b["pearson_ci_low"]), float(b["pearson_ci_high"])
@@ -82,7 +75,7 @@ def _predictor_section(corr: pd.DataFrame) -> list[str]:
         stronger = "stronger" if abs(float(c["pearson_r"])) > abs(r) else "weaker"
         lines.append(
             f"For comparison, the strongest confidence feature, {c['feature']}, has "
-            f"r = {_f(c['pearson_r'], '+.3f')} ({stronger} than the best XAI feature)."
+            f"r = {fmt(c['pearson_r'], '+.3f')} ({stronger} than the best XAI feature)."
         )
     return lines
 
@@ -103,14 +96,14 @@ def _corruption_section(worst: pd.DataFrame) -> list[str]:
     counts = worst.loc[worst["max_drop_pct"] > 0, "worst_corruption"].value_counts()
     lines.append(
         f"**{counts.index[0]}** is the most damaging corruption for {int(counts.iloc[0])} of "
-        f"{len(worst)} adapters. The largest drop is {_f(top['max_drop_pct'], '.1f')}% relative "
+        f"{len(worst)} adapters. The largest drop is {fmt(top['max_drop_pct'], '.1f')}% relative "
         f"to clean accuracy ({top['adapter_id']}, {top['worst_corruption']}/"
         f"{top['worst_severity']})."
     )
     for _, r in worst.iterrows():
         lines.append(
             f"- {r['adapter_id']}: {r['worst_corruption']}/{r['worst_severity']} "
-            f"(drop {_f(r['max_drop_pct'], '.1f')}%)"
+            f"(drop {fmt(r['max_drop_pct'], '.1f')}%)"
         )
     return lines
 
@@ -121,33 +114,24 @@ def _adapter_section(ranking: pd.DataFrame) -> list[str]:
         rank = r.get("adapter_rank")
         rank_txt = f", LoRA rank {rank}" if pd.notna(rank) else ""
         lines.append(
-            f"{int(r['ood_rank'])}. {r['adapter_id']}{rank_txt}: OOD {_f(r['ood_accuracy'])}, "
-            f"clean {_f(r['clean_accuracy'])}"
+            f"{int(r['ood_rank'])}. {r['adapter_id']}{rank_txt}: OOD {fmt(r['ood_accuracy'])}, "
+            f"clean {fmt(r['clean_accuracy'])}"
         )
     if len(ranking) > 1:
         best, last = ranking.iloc[0], ranking.iloc[-1]
         gap = (float(best["ood_accuracy"]) - float(last["ood_accuracy"])) * 100
         lines.append(
             f"\nMost robust: **{best['adapter_id']}**; least robust: **{last['adapter_id']}** "
-            f"({_f(gap, '.1f')} points apart)."
+            f"({fmt(gap, '.1f')} points apart)."
         )
     return lines
 
 
 def _with_ci(row: pd.Series, value: str, prefix: str, spec: str = ".2f") -> str:
     return (
-        f"{_f(row[value], spec)} [{_f(row[f'{prefix}_ci_low'], spec)}, "
-        f"{_f(row[f'{prefix}_ci_high'], spec)}]"
+        f"{fmt(row[value], spec)} [{fmt(row[f'{prefix}_ci_low'], spec)}, "
+        f"{fmt(row[f'{prefix}_ci_high'], spec)}]"
     )
-
-
-def _interval_verdict(low: float, high: float) -> int:
-    """+1 when the interval is above zero, -1 below, 0 when it includes zero (or is NaN)."""
-    if np.isfinite(low) and low > 0:
-        return 1
-    if np.isfinite(high) and high < 0:
-        return -1
-    return 0
 
 
 def _estimation_section(summary: pd.DataFrame, selection: pd.DataFrame | None) -> list[str]:
@@ -194,7 +178,7 @@ def _estimation_section(summary: pd.DataFrame, selection: pd.DataFrame | None) -
                     cells.append("n/a")
                     continue
                 r = table.loc[(method, shift)]
-                cells.append(f"{_with_ci(r, 'mae_points', 'mae')}; {_f(r['spearman_rho'], '.2f')}")
+                cells.append(f"{_with_ci(r, 'mae_points', 'mae')}; {fmt(r['spearman_rho'], '.2f')}")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", *_estimation_verdicts(overall)]
     if selection is not None:
@@ -208,7 +192,7 @@ def _estimation_verdicts(overall: pd.DataFrame) -> list[str]:
         return ["The meta-regressor is unavailable (too few adapters or config families)."]
     free = rows[~rows.index.isin(REGRESSORS) & rows["mae_points"].notna()]
     verdicts = {
-        m: _interval_verdict(r["mae_minus_meta_ci_low"], r["mae_minus_meta_ci_high"])
+        m: interval_sign(r["mae_minus_meta_ci_low"], r["mae_minus_meta_ci_high"])
         for m, r in free.iterrows()
     }
     better = [rows.loc[m, "label"] for m, v in verdicts.items() if v < 0]
@@ -230,7 +214,7 @@ def _estimation_verdicts(overall: pd.DataFrame) -> list[str]:
     lines = [f"{question} {answer}"]
     if META_CONFIDENCE in rows.index and np.isfinite(rows.loc[META_CONFIDENCE, "mae_points"]):
         c = rows.loc[META_CONFIDENCE]
-        v = _interval_verdict(c["mae_minus_meta_ci_low"], c["mae_minus_meta_ci_high"])
+        v = interval_sign(c["mae_minus_meta_ci_low"], c["mae_minus_meta_ci_high"])
         word = {1: "lowers the error", -1: "raises the error", 0: "makes no established difference"}
         lines.append(
             f"Ablation: adding the XAI aggregates to the confidence aggregates {word[v]} "
@@ -255,21 +239,21 @@ def _selection_lines(selection: pd.DataFrame) -> list[str]:
     ]
     for _, r in overall.iterrows():
         lines.append(
-            f"| {r['label']} | {r['picked_adapter']} | {_f(r['picked_true_accuracy'])} | "
+            f"| {r['label']} | {r['picked_adapter']} | {fmt(r['picked_true_accuracy'])} | "
             f"{_with_ci(r, 'regret_points', 'regret')} | "
             f"{_with_ci(r, 'gain_vs_clean_points', 'gain_vs_clean', '+.2f')} |"
         )
     first = overall.iloc[0]
     lines.append(
-        f"\nOracle: {first['oracle_adapter']} ({_f(first['oracle_accuracy'])}); by clean "
-        f"accuracy: {first['clean_pick_adapter']} ({_f(first['clean_pick_accuracy'])})."
+        f"\nOracle: {first['oracle_adapter']} ({fmt(first['oracle_accuracy'])}); by clean "
+        f"accuracy: {first['clean_pick_adapter']} ({fmt(first['clean_pick_accuracy'])})."
     )
     meta = overall[overall["method"] == META_REGRESSOR]
     question = "**Does selecting by the XAI meta-regressor beat selecting by clean accuracy?**"
     if meta.empty or pd.isna(meta["picked_adapter"].iloc[0]):
         return [*lines, f"{question} Not computed (no meta-regressor predictions)."]
     m = meta.iloc[0]
-    v = _interval_verdict(m["gain_vs_clean_ci_low"], m["gain_vs_clean_ci_high"])
+    v = interval_sign(m["gain_vs_clean_ci_low"], m["gain_vs_clean_ci_high"])
     answer = {
         1: "**Yes**: the gain interval is above 0",
         -1: "**No**, it selects worse: the gain interval is below 0",
