@@ -44,3 +44,35 @@ def test_the_report_previews_its_text(tmp_path):
     dataset.save("# Findings\n\nXAI adds 0.02 AUROC.\n")
     assert dataset.preview() == "# Findings\n\nXAI adds 0.02 AUROC.\n"
     assert _annotation_name(ReportDataset).endswith("TextPreview")
+
+
+def test_a_pandas_table_with_an_array_column_previews_as_json(tmp_path):
+    """The stock pandas preview returns numpy arrays, which `kedro viz build
+    --include-previews` cannot serialise; ours summarises them and rounds floats."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from xai_kedro.preview_datasets import ParquetPreviewDataset, TablePreview
+
+    frame = pd.DataFrame(
+        {
+            "image_id": ["a", "b", "c"],
+            "confidence": [0.123456789, 0.5, float("nan")],
+            "heatmap": [np.full(36, 1 / 36, dtype=np.float32)] * 3,
+        }
+    )
+    dataset = ParquetPreviewDataset(filepath=str(tmp_path / "failures.parquet"))
+    dataset.save(frame)
+    preview = dataset.preview(nrows=2)
+    json.dumps(preview)  # what kedro-viz does with it
+    assert preview["columns"] == ["image_id", "confidence", "heatmap"]
+    assert preview["data"][0][:2] == ["a", 0.1235]
+    assert preview["data"][0][2].endswith("... 36 values]")
+    assert len(preview["data"]) == 2
+    assert _annotation_name(ParquetPreviewDataset).endswith("TablePreview")
+    assert TablePreview.__name__ == "TablePreview"
+    pd.testing.assert_frame_equal(dataset.load(), frame)  # loading is the stock dataset's
+    with pytest.raises(FileNotFoundError, match="does not exist yet"):
+        ParquetPreviewDataset(filepath=str(tmp_path / "missing.parquet")).preview()

@@ -64,3 +64,22 @@ def test_check_viz_sees_the_spark_table_and_plot_previews(tiny_run, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("kedro-viz check OK")
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_viz_build_with_previews_serialises_every_dataset(tiny_run, tmp_path):
+    """README's `kedro viz build --include-previews`: every preview must be JSON (a pandas
+    table with an array column once failed the whole build)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", "viz", "build", "--include-previews", "--env", TINY_ENV],
+        cwd=tiny_run,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+        capture_output=True,
+        text=True,
+        timeout=CHECK_TIMEOUT_S,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Failed" not in output and "Unable to serialize" not in output, output
+    nodes = list((tiny_run / "build" / "api" / "nodes").iterdir())
+    assert any("injection_failures" in p.read_text() for p in nodes)

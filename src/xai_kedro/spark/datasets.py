@@ -10,46 +10,15 @@ those stats into kedro-viz's stats file after a run, beside the ones it collects
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, NewType
 
 from kedro_datasets.spark import SparkDatasetV2
 
-# kedro-viz picks the preview renderer from the return annotation's name.
-TablePreview = NewType("TablePreview", dict)
-
-DEFAULT_PREVIEW_ROWS = 10
-LIST_HEAD = 4  # values shown of an array cell
-SIGNIFICANT_DIGITS = 4
-MAX_TEXT = 80  # characters shown of a text cell
-
-
-def _round(value: float) -> float | None:
-    if not math.isfinite(value):
-        return None  # NaN / inf are not JSON
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
-
-
-def preview_cell(value: Any) -> Any:
-    """A JSON-safe, short rendering of one Parquet cell."""
-    if value is None:
-        return None
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, float):
-        return _round(value)
-    if isinstance(value, bool | int):
-        return value
-    if isinstance(value, list | tuple):
-        head = [preview_cell(v) for v in value[:LIST_HEAD]]
-        if len(value) <= LIST_HEAD:
-            return head
-        return f"[{', '.join(str(v) for v in head)}, ... {len(value)} values]"
-    if isinstance(value, dict):
-        return {k: preview_cell(v) for k, v in value.items()}
-    text = str(value)
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
+from xai_kedro.preview_datasets import (
+    DEFAULT_PREVIEW_ROWS,
+    TablePreview,
+    parquet_preview,
+)
 
 
 class SparkPreviewDataset(SparkDatasetV2):
@@ -73,21 +42,7 @@ class SparkPreviewDataset(SparkDatasetV2):
 
     def preview(self, nrows: int = DEFAULT_PREVIEW_ROWS) -> TablePreview:
         """The first `nrows` rows, in pandas' `split` layout (what kedro-viz's table expects)."""
-        import pyarrow.parquet as pq
-
-        files = self._parquet_files()
-        columns: list[str] = []
-        rows: list[list[Any]] = []
-        for path in files:
-            parquet = pq.ParquetFile(path)
-            columns = columns or list(parquet.schema_arrow.names)
-            for batch in parquet.iter_batches(batch_size=max(1, nrows - len(rows))):
-                rows.extend([preview_cell(v) for v in row.values()] for row in batch.to_pylist())
-                break
-            if len(rows) >= nrows:
-                break
-        rows = rows[:nrows]
-        return TablePreview({"index": list(range(len(rows))), "columns": columns, "data": rows})
+        return parquet_preview(self._parquet_files(), nrows)
 
     def table_stats(self) -> dict[str, int]:
         """Rows (from the Parquet footers), columns and bytes on disk: no data is read."""

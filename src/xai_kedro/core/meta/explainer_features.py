@@ -300,7 +300,9 @@ def explainer_features_section(table: pd.DataFrame) -> list[str]:
         lines.append(
             f"With the confidence baselines (alone: AUROC {_auc_text(c)}), the best set is "
             f"xai[{gains.index[0]}]+confidence, which {word} confidence alone: gain "
-            f"{_diff_text(top, 'gain_vs_confidence')}."
+            f"{_diff_text(top, 'gain_vs_confidence')}. These gains are {model} against {model} "
+            "on the confidence features; whether XAI adds beyond the best confidence baseline "
+            "is read from the confidence-baseline section."
         )
     lines += [
         "",
@@ -309,6 +311,11 @@ def explainer_features_section(table: pd.DataFrame) -> list[str]:
     ]
     for _, r in scored.iterrows():
         vs_conf = "-" if r["kind"] == "confidence" else _diff_text(r, "gain_vs_confidence")
-        vs_best = "-" if pd.isna(r["diff_vs_best"]) else _diff_text(r, "diff_vs_best")
+        if pd.isna(r["diff_vs_best"]):
+            vs_best = "-"
+        elif r["feature_set"] == r["best_in_kind"]:
+            vs_best = "best"
+        else:
+            vs_best = _diff_text(r, "diff_vs_best")
         lines.append(f"| {r['feature_set']} | {_auc_text(r)} | {vs_conf} | {vs_best} |")
     return lines
