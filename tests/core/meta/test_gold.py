@@ -258,10 +258,31 @@ def test_plots_return_labelled_figures(tables: dict[str, pd.DataFrame]) -> None:
     assert len(figs["roc"].axes[0].lines) == 5  # four models + chance line
     assert len(figs["imp"].axes) == 3  # gain, impurity and accuracy drop on their own axes
     rank_ax = figs["rank"].axes[0]
-    key = [t.get_text() for t in rank_ax.texts if "\n" in t.get_text() or ". " in t.get_text()]
-    assert key and all(name in key[0] for name in tables["adapter_ranking"]["adapter_id"])
+    ticks = [t.get_text() for t in rank_ax.get_yticklabels()]
+    best = tables["adapter_ranking"].sort_values("ood_accuracy", ascending=False)["adapter_id"]
+    assert ticks == [f"{r}. {name}" for r, name in enumerate(best, 1)]  # most robust on top
     titles = [ax.get_title() for ax in figs["est"].axes]
     assert any(t.startswith("ATC-MC\nMAE") for t in titles)  # one panel per method
+
+
+def test_adapter_ranking_stays_legible_for_a_large_zoo() -> None:
+    """48 adapters: one tick row each, at least a 9-pt font's height apart (no overlap)."""
+    rng = np.random.default_rng(0)
+    ranking = pd.DataFrame(
+        {
+            "adapter_id": [f"r8_qv_lr0.001_s{i}" for i in range(48)],
+            "clean_accuracy": rng.uniform(0.75, 0.82, 48),
+            "ood_accuracy": rng.uniform(0.62, 0.67, 48),
+        }
+    )
+    fig = plots.adapter_ranking_plot(ranking)
+    fig.savefig(io.BytesIO(), format="png")
+    ax = fig.axes[0]
+    assert len(ax.get_yticklabels()) == 48
+    rows_in = ax.get_position().height * fig.get_figheight() / 48
+    assert rows_in * 72 >= 9
+    low, high = ax.get_xlim()
+    assert 0.55 < low < 0.62 and 0.82 < high < 0.9  # zoomed to the data
 
 
 def test_plots_survive_empty_input() -> None:

@@ -20,6 +20,9 @@ ESTIMATION_PLOT_COLUMNS = 4
 ESTIMATION_PLOT_PAD = 0.08
 ESTIMATION_PLOT_MIN_SPAN = 0.05
 ESTIMATION_PLOT_MAX_LEGEND = 20
+# adapter ranking: inches of figure height per adapter row, plus title and axis
+RANKING_PLOT_ROW_IN = 0.22
+RANKING_PLOT_BASE_IN = 1.6
 
 
 def _empty(fig: Figure, ax: Axes, message: str) -> Figure:
@@ -141,32 +144,33 @@ def degradation_heatmap(degradation: pd.DataFrame, value: str = "accuracy") -> F
 
 
 def adapter_ranking_plot(ranking: pd.DataFrame) -> Figure:
-    """OOD accuracy against clean accuracy per adapter; distance below the diagonal = loss."""
-    fig = Figure(figsize=(8, 6), layout="constrained")
+    """One row per adapter, most robust on top: clean and OOD accuracy joined by a line whose
+    length is the loss under shift. Names sit on their own rows (the figure grows with the zoo),
+    so 7 or 48 adapters stay legible; the x axis is zoomed to the data."""
+    n = len(ranking)
+    height = RANKING_PLOT_BASE_IN + RANKING_PLOT_ROW_IN * max(n, 1)
+    fig = Figure(figsize=(8, height), layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title("Adapter robustness: clean vs. OOD accuracy")
+    ax.set_title("Adapter robustness: clean vs. OOD accuracy (most robust on top)")
     if ranking.empty:
         return _empty(fig, ax, "no adapters")
-    x = ranking["clean_accuracy"].to_numpy(dtype=float)
-    y = ranking["ood_accuracy"].to_numpy(dtype=float)
-    order = np.argsort(-y, kind="stable")
-    ax.scatter(x, y)
-    # Number the points and list the names beside the axes: names written at the points
-    # overlap as soon as adapters have similar accuracies.
-    names = ranking["adapter_id"].astype(str).to_numpy()
-    for number, i in enumerate(order, start=1):
-        ax.annotate(
-            str(number), (x[i], y[i]), textcoords="offset points", xytext=(3, 3), fontsize=8
-        )
-    key = "\n".join(f"{n}. {names[i]}" for n, i in enumerate(order, start=1))
-    ax.text(1.02, 1.0, key, transform=ax.transAxes, va="top", fontsize=8)
-    lo = float(np.nanmin(np.r_[x, y])) - 0.02
-    hi = float(np.nanmax(np.r_[x, y])) + 0.02
-    ax.plot([lo, hi], [lo, hi], ls="--", color="gray", label="no degradation")
-    ax.set(xlim=(lo, hi), ylim=(lo, hi))
-    ax.set_xlabel("clean accuracy")
-    ax.set_ylabel("OOD accuracy (all corruptions)")
-    ax.legend(loc="upper left")
+    ordered = ranking.sort_values(["ood_accuracy", "adapter_id"], ascending=[False, True])
+    clean = ordered["clean_accuracy"].to_numpy(dtype=float)
+    ood = ordered["ood_accuracy"].to_numpy(dtype=float)
+    rows = np.arange(n)
+    ax.hlines(rows, ood, clean, color="lightgray", linewidth=2, zorder=1)
+    ax.scatter(clean, rows, color="tab:blue", label="clean", zorder=2)
+    ax.scatter(ood, rows, color="tab:red", label="OOD (all corruptions)", zorder=2)
+    labels = [f"{r}. {name}" for r, name in enumerate(ordered["adapter_id"].astype(str), 1)]
+    ax.set_yticks(rows, labels, fontsize=8 if n > 12 else 10)
+    ax.set_ylim(n - 0.5, -0.5)
+    values = np.r_[clean, ood]
+    pad = ESTIMATION_PLOT_PAD * max(float(np.nanmax(values) - np.nanmin(values)), 0.05)
+    ax.set_xlim(float(np.nanmin(values)) - pad, float(np.nanmax(values)) + pad)
+    ax.set_xlabel("accuracy")
+    ax.set_ylabel("adapter (rank by OOD accuracy)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: no overlap
     return fig
 
 
