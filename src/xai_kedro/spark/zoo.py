@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,18 @@ def run_zoo(
     stage: SilverStage,
     *,
     split: str,
-    partitions: int,
-    device: str,
-    compile_settings: dict[str, Any] | None = None,
+    execution: Mapping[str, Any],
+    partitions_key: str,
 ) -> DataFrame:
     """Every adapter of the zoo over every `split` image, through one iterator-UDF pass.
 
-    The result is persisted and checked to hold exactly one row per the stage's keys and
-    `stage.rows_per_pair` rows per (image, adapter) before anyone writes it."""
+    `execution` is the `execution` parameters block: `execution[partitions_key]` Spark
+    partitions, `device` and `compile`. The result is persisted and checked to hold exactly one
+    row per the stage's keys and `stage.rows_per_pair` rows per (image, adapter) before anyone
+    writes it."""
+    partitions = int(execution[partitions_key])
+    device = execution.get("device", "auto")
+    compile_settings = execution.get("compile")
     if adapter_zoo.empty:
         raise ValueError("adapter_zoo is empty: run the adapter_training pipeline first")
     spark = get_spark()

@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from xai_kedro.core.meta.comparison import _cv_auc, grouped_folds, resolve_meta_params
+from xai_kedro.core.meta.comparison import (
+    _check_features,
+    _cv_auc,
+    grouped_folds,
+    resolve_meta_params,
+)
 from xai_kedro.core.meta.features import (
     CONFIDENCE_FEATURES,
     GROUP,
@@ -193,10 +198,7 @@ def explainer_feature_comparison(
     hp = mp["models"][model]
     oof: dict[str, np.ndarray] = {}
     for name, (_, _, cols) in sets.items():
-        X = meta_wide[cols].to_numpy(dtype=float)
-        if not np.isfinite(X).all():
-            bad = [c for c, col in zip(cols, X.T, strict=True) if not np.isfinite(col).all()]
-            raise ValueError(f"explainer feature set {name!r}: {bad} contain NaN/inf values")
+        X = _check_features(meta_wide, cols, name)
         _, _, oof[name] = _cv_auc(lambda: make_model(model, hp, seed, mp["n_jobs"]), X, y, folds)
         logger.info(
             "explainer features %s (%s): grouped OOF AUC %.3f", name, model, roc_auc(y, oof[name])

@@ -19,14 +19,20 @@ from scipy.special import digamma
 from xai_kedro.core.meta.stats import as_binary, percentile_interval, resample_weights
 
 
-def _blocks(correct: Any, score: Any) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per tie block (highest score first): its size and its number of errors; and n."""
+def _checked(correct: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(correct as 0/1 floats, score as floats), 1-D, equal length, finite."""
     y = as_binary(correct, "correct")
     s = np.asarray(score, dtype=float)
     if y.shape != s.shape or y.ndim != 1:
         raise ValueError(f"correct and score must be 1-D of equal length: {y.shape}, {s.shape}")
     if not (np.isfinite(y).all() and np.isfinite(s).all()):
         raise ValueError("correct and score must be finite")
+    return y, s
+
+
+def _blocks(correct: Any, score: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per tie block (highest score first): its size and its number of errors; and n."""
+    y, s = _checked(correct, score)
     order = np.argsort(-s, kind="stable")
     s_sorted, errors = s[order], 1.0 - y[order]
     starts = np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])
@@ -74,12 +80,7 @@ class WeightedRiskCurve:
     s before + e (s + 1) / 2. With every multiplicity 1 this is `aurc` and `augrc`."""
 
     def __init__(self, correct: Any, score: Any) -> None:
-        y = as_binary(correct, "correct")
-        s = np.asarray(score, dtype=float)
-        if y.shape != s.shape or y.ndim != 1:
-            raise ValueError(f"correct and score must be 1-D of equal length: {y.shape}, {s.shape}")
-        if not (np.isfinite(y).all() and np.isfinite(s).all()):
-            raise ValueError("correct and score must be finite")
+        y, s = _checked(correct, score)
         order = np.argsort(-s, kind="stable")
         s_sorted = s[order]
         ids = np.concatenate([[0], np.cumsum(s_sorted[1:] != s_sorted[:-1])]) if s.size else []

@@ -42,9 +42,8 @@ def compute_silver_ood(
         backbone_manifest,
         stage,
         split=params.get("split", "test"),
-        partitions=int(execution["ood_partitions"]),
-        device=execution.get("device", "auto"),
-        compile_settings=execution.get("compile"),
+        execution=execution,
+        partitions_key="ood_partitions",
     )
 
 
@@ -78,9 +77,8 @@ def compute_silver_source(
         backbone_manifest,
         stage,
         split=split,
-        partitions=int(execution["ood_partitions"]),
-        device=execution.get("device", "auto"),
-        compile_settings=execution.get("compile"),
+        execution=execution,
+        partitions_key="ood_partitions",
     )
 
 

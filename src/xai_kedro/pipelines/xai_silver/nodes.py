@@ -16,15 +16,21 @@ from pyspark.sql import functions as F
 from xai_kedro.core.adapters import read_adapter_files
 from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
 from xai_kedro.core.meta.faithfulness import explainer_faithfulness, faithfulness_plot
+from xai_kedro.core.xai.columns import SILVER_XAI_EXPLAINERS
 from xai_kedro.core.xai.gallery import failure_figure
 from xai_kedro.core.xai.leaderboard import LeaderboardConfig, sample_image_ids
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
+from xai_kedro.spark.schema import struct_of
 from xai_kedro.spark.session import get_spark
 from xai_kedro.spark.stages import explainer_profiles_stage, leaderboard_stage, xai_stage
 from xai_kedro.spark.zoo import run_zoo
 
 logger = logging.getLogger(__name__)
+
+
+def _engine_config(params: dict[str, Any], backbone_manifest: dict[str, Any]) -> XAIConfig:
+    return XAIConfig.from_dict({"input_size": backbone_manifest["input_size"], **params["engine"]})
 
 
 def compute_silver_xai(
@@ -35,18 +41,15 @@ def compute_silver_xai(
     execution: dict[str, Any],
 ) -> DataFrame:
     """One row per (test image, adapter), checked complete before it is written."""
-    config = XAIConfig.from_dict(
-        {"input_size": backbone_manifest["input_size"], **params["engine"]}
-    )
+    config = _engine_config(params, backbone_manifest)
     return run_zoo(
         bronze_images,
         adapter_zoo,
         backbone_manifest,
         xai_stage(config),
         split=params.get("split", "test"),
-        partitions=int(execution["xai_partitions"]),
-        device=execution.get("device", "auto"),
-        compile_settings=execution.get("compile"),
+        execution=execution,
+        partitions_key="xai_partitions",
     )
 
 
@@ -60,9 +63,7 @@ def compute_explainer_profiles(
     """`silver_xai`'s metrics under every `profile_explainers` entry but `engine.explainer`
     (already in `silver_xai`), each with its settings from the `explainers` block: one row
     per (test image, adapter, explainer). Empty when no further explainer is listed."""
-    config = XAIConfig.from_dict(
-        {"input_size": backbone_manifest["input_size"], **params["engine"]}
-    )
+    config = _engine_config(params, backbone_manifest)
     settings = params.get("explainers") or {}
     further = {
         name: settings.get(name) or {}
@@ -71,8 +72,7 @@ def compute_explainer_profiles(
     }
     if not further:
         logger.info("No explainer beside %s is profiled for the meta-learning", config.explainer)
-        stage = explainer_profiles_stage(config, {config.explainer: {}})
-        return get_spark().createDataFrame([], stage.schema)
+        return get_spark().createDataFrame([], struct_of(SILVER_XAI_EXPLAINERS))
     logger.info("Profiling %s beside %s", ", ".join(further), config.explainer)
     return run_zoo(
         bronze_images,
@@ -80,9 +80,8 @@ def compute_explainer_profiles(
         backbone_manifest,
         explainer_profiles_stage(config, further),
         split=params.get("split", "test"),
-        partitions=int(execution["xai_partitions"]),
-        device=execution.get("device", "auto"),
-        compile_settings=execution.get("compile"),
+        execution=execution,
+        partitions_key="xai_partitions",
     )
 
 
@@ -153,9 +152,7 @@ def compute_explainer_scores(
     """Every configured explainer on a stable sample of test images under the selected adapters:
     one row per (image, adapter, explainer). The curves follow the predicted class, the class
     the explainers explain, whatever `engine.target` says."""
-    config = XAIConfig.from_dict(
-        {"input_size": backbone_manifest["input_size"], **params["engine"]}
-    )
+    config = _engine_config(params, backbone_manifest)
     config = replace(config, target="predicted")
     board = _leaderboard_config(params)
     chosen = board.select_adapters(adapter_zoo["adapter_id"].tolist())
@@ -178,9 +175,8 @@ def compute_explainer_scores(
         backbone_manifest,
         leaderboard_stage(config, board),
         split=split,
-        partitions=int(execution["xai_partitions"]),
-        device=execution.get("device", "auto"),
-        compile_settings=execution.get("compile"),
+        execution=execution,
+        partitions_key="xai_partitions",
     )
 
 
