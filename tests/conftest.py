@@ -114,6 +114,16 @@ def spark():
     session.stop()
 
 
+def load_conf(env: str, key: str, conf_source: Path = PROJECT_ROOT / "conf") -> dict:
+    """One config key (catalog, parameters, spark, ...) of an env, resolved as `kedro run` does."""
+    from kedro.config import OmegaConfigLoader
+
+    from xai_kedro.settings import CONFIG_LOADER_ARGS
+
+    args = {k: v for k, v in CONFIG_LOADER_ARGS.items() if k != "default_run_env"}
+    return OmegaConfigLoader(conf_source=str(conf_source), env=env, **args)[key]
+
+
 def make_tiny_project(root: Path) -> Path:
     """Project root with conf/ from the repo and a `tiny` env of small parameters (no data)."""
     root.mkdir(parents=True, exist_ok=True)

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from kedro.config import OmegaConfigLoader
 
-from tests.conftest import PROJECT_ROOT
-from xai_kedro import settings
+from tests.conftest import load_conf as load
 from xai_kedro.core.adapters import expand_zoo
 from xai_kedro.core.robustness.presets import build_specs
-
-
-def load(env: str, key: str) -> dict:
-    loader = OmegaConfigLoader(
-        conf_source=str(PROJECT_ROOT / "conf"),
-        env=env,
-        **{k: v for k, v in settings.CONFIG_LOADER_ARGS.items() if k != "default_run_env"},
-    )
-    return loader[key]
 
 
 @pytest.mark.parametrize("env", ["base", "paper", "cluster"])

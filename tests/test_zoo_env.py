@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-import yaml
-from kedro.config import OmegaConfigLoader
-
+from tests.conftest import load_conf
 from xai_kedro.core.adapters.zoo import expand_zoo
 from xai_kedro.core.meta.estimation import adapter_families
-from xai_kedro.settings import CONFIG_LOADER_ARGS
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MIN_ADAPTERS = 48
-
-
-@pytest.fixture(scope="module")
-def zoo_conf() -> OmegaConfigLoader:
-    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="zoo", **CONFIG_LOADER_ARGS)
 
 
 def _paths(value: object, key: str = "") -> list[tuple[str, str]]:
@@ -30,8 +18,8 @@ def _paths(value: object, key: str = "") -> list[tuple[str, str]]:
     return [(key, value)] if isinstance(value, str) and value.startswith("data/") else []
 
 
-def test_zoo_has_48_adapters_in_seed_families(zoo_conf: OmegaConfigLoader) -> None:
-    params = zoo_conf["parameters"]
+def test_zoo_has_48_adapters_in_seed_families() -> None:
+    params = load_conf("zoo", "parameters")
     configs = expand_zoo(params["adapter_training"]["zoo"])
     assert len(configs) >= MIN_ADAPTERS
     ids = [c.adapter_id for c in configs]
@@ -51,11 +39,15 @@ def test_zoo_has_48_adapters_in_seed_families(zoo_conf: OmegaConfigLoader) -> No
     assert injected <= set(ids)
 
 
-def test_zoo_writes_only_under_data_zoo(zoo_conf: OmegaConfigLoader) -> None:
-    catalog = zoo_conf["catalog"]  # base entries the zoo file lacks show up here with base paths
-    own = yaml.safe_load((PROJECT_ROOT / "conf" / "zoo" / "catalog.yml").read_text())
-    missing = sorted(set(catalog) - set(own))
-    assert not missing, f"conf/base grew entries: copy them into conf/zoo/catalog.yml: {missing}"
-    outside = [(k, v) for k, v in _paths(catalog) + _paths(zoo_conf["parameters"])]
-    outside = [(k, v) for k, v in outside if not v.startswith("data/zoo/")]
-    assert not outside, f"zoo settings that write outside data/zoo/: {outside}"
+def _all_paths(env: str) -> dict[str, str]:
+    return dict(_paths(load_conf(env, "catalog")) + _paths(load_conf(env, "parameters")))
+
+
+def test_zoo_moves_every_base_path_under_data_zoo() -> None:
+    """conf/zoo/globals.yml alone relocates the run: every catalog path and path parameter of
+    the zoo env is the base env's with data/ replaced by data/zoo/, so nothing is overwritten."""
+    base, zoo = _all_paths("base"), _all_paths("zoo")
+    assert base and set(zoo) == set(base)
+    assert not [p for p in base.values() if p.startswith("data/zoo/")]
+    moved = {key: "data/zoo/" + path.removeprefix("data/") for key, path in base.items()}
+    assert zoo == moved

@@ -10,9 +10,8 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from tests.conftest import PROJECT_ROOT, TINY_ENV
+from tests.conftest import PROJECT_ROOT, TINY_ENV, load_conf
 
 CHECK_TIMEOUT_S = 600
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
@@ -20,7 +19,7 @@ import check_viz  # noqa: E402
 
 
 def _catalog() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())
+    return load_conf("base", "catalog")
 
 
 def test_every_spark_table_and_the_reports_have_a_previewing_dataset():

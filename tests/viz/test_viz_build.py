@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, load_conf
 
 PIPELINES = [
     "ingestion", "adapter_training", "xai_silver", "ood", "meta_learning", "knowledge_injection",
@@ -50,7 +49,7 @@ def _read(api: Path, *parts: str) -> dict:
 
 
 def _catalog_layers() -> dict[str, str | None]:
-    catalog = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog.yml").read_text())
+    catalog = load_conf("base", "catalog")
     return {
         name: ((entry.get("metadata") or {}).get("kedro-viz") or {}).get("layer")
         for name, entry in catalog.items()
