@@ -255,7 +255,16 @@ def test_xai_added_value_verdict_follows_the_intervals() -> None:
     worse = summary_report(
         _with_baselines(gain_auc=(-0.05, -0.08, -0.02), gain_aurc=(0.01, -0.01, 0.02))
     )
-    assert "makes the confidence meta-learner worse" in worse
+    assert "makes the confidence meta-learner worse** on AUROC (AURC: interval includes 0)" in worse
+    aurc_only = summary_report(
+        _with_baselines(gain_auc=(-0.003, -0.007, 0.001), gain_aurc=(0.008, 0.004, 0.013))
+    )
+    assert "worse** on AURC (AUROC: interval includes 0)" in aurc_only
+    mixed = summary_report(
+        _with_baselines(gain_auc=(0.02, 0.01, 0.03), gain_aurc=(0.008, 0.004, 0.013))
+    )
+    assert "**Mixed: adding XAI helps on AUROC and hurts on AURC**" in mixed
+    assert "adds predictive power" not in mixed and "adds a little" not in mixed
     assert "- vs max-softmax: -0.020 [-0.050, +0.010] (not distinguishable)" in adds
 
 

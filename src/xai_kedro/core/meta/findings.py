@@ -69,6 +69,27 @@ def baselines_section(baselines: pd.DataFrame, differences: pd.DataFrame | None)
     return lines
 
 
+def _added_value_verdict(better_auroc: int, lower_aurc: int) -> str:
+    """The verdict from the two paired intervals (+1 improved, -1 harmed, 0 interval includes 0),
+    naming the measure when only one moved so a one-measure effect is not read as both."""
+    moved = {"AUROC": better_auroc, "AURC": lower_aurc}
+    helped = [m for m, sign in moved.items() if sign == 1]
+    hurt = [m for m, sign in moved.items() if sign == -1]
+    still = [m for m, sign in moved.items() if sign == 0]
+    unchanged = f" ({still[0]}: interval includes 0)" if still else ""
+    if helped and hurt:
+        return f"**Mixed: adding XAI helps on {helped[0]} and hurts on {hurt[0]}**"
+    if len(helped) == 2:
+        return "**XAI adds predictive power beyond confidence**"
+    if helped:
+        return f"**XAI adds a little beyond confidence, on {helped[0]} only**{unchanged}"
+    if len(hurt) == 2:
+        return "**Adding XAI makes the confidence meta-learner worse** on both measures"
+    if hurt:
+        return f"**Adding XAI makes the confidence meta-learner worse** on {hurt[0]}{unchanged}"
+    return "**No evidence that XAI adds beyond confidence** (both intervals include 0)"
+
+
 def _verdict_lines(differences: pd.DataFrame) -> list[str]:
     by = differences.set_index("comparison")
     out = []
@@ -83,14 +104,7 @@ def _verdict_lines(differences: pd.DataFrame) -> list[str]:
             f"AUROC difference {_with_ci(r, 'auroc_diff', '+.3f')}, AURC difference "
             f"{_with_ci(r, 'aurc_diff', '+.3f')} ({r['model']}, paired)"
         )
-        if auc == 1 and rc == -1:
-            verdict = "**XAI adds predictive power beyond confidence**"
-        elif auc == 1 or rc == -1:
-            verdict = "**XAI adds a little beyond confidence on one measure only**"
-        elif auc == -1 or rc == 1:
-            verdict = "**Adding XAI makes the confidence meta-learner worse**"
-        else:
-            verdict = "**No evidence that XAI adds beyond confidence** (both intervals include 0)"
+        verdict = _added_value_verdict(better_auroc=auc, lower_aurc=-rc)
         out.append(f"**Does XAI add beyond confidence?** {verdict}: {numbers}.")
     alone = [c for c in by.index if c.startswith(f"{learned_method(XAI_SET)} - ")]
     if alone:
