@@ -2,7 +2,7 @@
 
     python scripts/compare_runs.py /path/to/run_a /path/to/run_b
 
-Each argument is a project root (its data/ folder is read). Bronze and Silver tables are sorted by
+Each argument is a project root (its data/ folder is read; `--data-root data/zoo` for zoo runs). Bronze and Silver tables are sorted by
 their keys first (Spark writes rows in no fixed order); Gold tables and the summary report are
 compared as written. Absolute paths inside string columns are compared relative to each project
 root, and wall-time columns are ignored (`--ignore`). Exits 1 and lists every difference when the
@@ -89,8 +89,14 @@ def frame_differences(
     return problems
 
 
-def compare_runs(root_a: Path, root_b: Path, ignore: tuple[str, ...], atol: float) -> list[str]:
-    data_a, data_b = root_a / "data", root_b / "data"
+def compare_runs(
+    root_a: Path,
+    root_b: Path,
+    ignore: tuple[str, ...],
+    atol: float,
+    data_root: str = "data",
+) -> list[str]:
+    data_a, data_b = root_a / data_root, root_b / data_root
     problems: list[str] = []
     tables: list[tuple[str, list[str] | None]] = list(KEYED_TABLES.items())
     for rel, keys in OPTIONAL_TABLES.items():
@@ -134,9 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_b", type=Path)
     parser.add_argument("--ignore", nargs="*", default=list(TIMING_COLUMNS))
     parser.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for floats")
+    parser.add_argument(
+        "--data-root",
+        default="data",
+        help="the runs' data_root global, relative to each root (data/zoo for `--env zoo` runs)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    problems = compare_runs(args.run_a, args.run_b, tuple(args.ignore), args.atol)
+    problems = compare_runs(args.run_a, args.run_b, tuple(args.ignore), args.atol, args.data_root)
     for problem in problems:
         logger.error(problem)
     logger.info("runs are %s", "DIFFERENT" if problems else "identical")

@@ -17,8 +17,8 @@ compare_runs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare_runs)
 
 
-def _fake_run(root: Path, silver: pd.DataFrame, score: float) -> Path:
-    data = root / "data"
+def _fake_run(root: Path, silver: pd.DataFrame, score: float, data_root: str = "data") -> Path:
+    data = root / data_root
     for rel in compare_runs.KEYED_TABLES:
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
     silver.to_parquet(data / "03_silver/silver_xai.parquet")
@@ -70,3 +70,14 @@ def test_an_optional_table_counts_only_when_a_run_has_it(tmp_path):
         b / "data" / rel
     )
     assert any(f"{rel}: missing in a" in p for p in compare_runs.compare_runs(a, b, (), 0.0))
+
+
+def test_data_root_compares_the_runs_of_another_env(tmp_path):
+    """`--data-root data/zoo`: the zoo env's tables, not the base run's beside them."""
+    a = _fake_run(tmp_path / "a", _silver(tmp_path / "a", [0, 1, 2]), 0.7, "data/zoo")
+    b = _fake_run(tmp_path / "b", _silver(tmp_path / "b", [1, 2, 0]), 0.6, "data/zoo")
+    _fake_run(tmp_path / "b", _silver(tmp_path / "b", [0, 1, 2]), 0.7)  # b's base run
+    zoo = compare_runs.compare_runs(a, b, (), 0.0, data_root="data/zoo")
+    assert any("cmp.parquet.auc" in p for p in zoo)
+    assert not [p for p in zoo if "silver_xai.parquet" in p]
+    assert compare_runs.main([str(a), str(b), "--data-root", "data/zoo"]) == 1
