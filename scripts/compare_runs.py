@@ -5,7 +5,7 @@
 Each argument is a project root (its data/ folder is read; `--data-root data/zoo` for zoo runs). Bronze and Silver tables are sorted by
 their keys first (Spark writes rows in no fixed order); Gold tables and the summary report are
 compared as written. Absolute paths inside string columns are compared relative to each project
-root, and wall-time columns are ignored (`--ignore`). Exits 1 and lists every difference when the
+root, and wall-time columns and their intervals are ignored (`--ignore`). Exits 1 and lists every difference when the
 runs differ.
 """
 
@@ -89,6 +89,13 @@ def frame_differences(
     return problems
 
 
+def _without(frame: pd.DataFrame, ignore: tuple[str, ...]) -> pd.DataFrame:
+    """Drop each ignored column and its derived ones (`seconds_per_image_ci_low`, ...)."""
+    return frame.drop(
+        columns=[c for c in frame.columns if any(c == i or c.startswith(f"{i}_") for i in ignore)]
+    )
+
+
 def compare_runs(
     root_a: Path,
     root_b: Path,
@@ -113,7 +120,7 @@ def compare_runs(
             problems.append(f"{rel}: missing in {'a' if not path_a.exists() else 'b'}")
             continue
         a, b = (
-            _relative(read_table(p), root).drop(columns=list(ignore), errors="ignore")
+            _without(_relative(read_table(p), root), ignore)
             for p, root in ((path_a, root_a), (path_b, root_b))
         )
         if keys:

@@ -158,8 +158,12 @@ def tiny_project(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(spark, tiny_project) -> Path:
-    """The tiny project after one full `kedro run --env tiny` (every pipeline), shared by the
-    end-to-end and notebook tests so the pipeline runs once per pytest session."""
+    """The tiny project after `kedro run --env tiny` and then each separate run (knowledge
+    injection), as the README runs them; shared by the end-to-end and notebook tests so the
+    pipelines run once per pytest session."""
+    from xai_kedro.pipeline_registry import SEPARATE_RUNS
+
     with pytest.MonkeyPatch.context() as mp:
         run_kedro(tiny_project, mp)
+        run_kedro(tiny_project, mp, pipelines=sorted(SEPARATE_RUNS))
     return tiny_project

@@ -9,7 +9,12 @@ import subprocess
 import sys
 
 from tests.conftest import PROJECT_ROOT
-from xai_kedro.pipeline_registry import LazyPipeline, pipeline_names, register_pipelines
+from xai_kedro.pipeline_registry import (
+    SEPARATE_RUNS,
+    LazyPipeline,
+    pipeline_names,
+    register_pipelines,
+)
 
 HEAVY_MODULES = ("torch", "transformers", "pyspark", "mlflow", "peft", "sklearn", "matplotlib")
 CLI_TIMEOUT_S = 120
@@ -74,4 +79,21 @@ def test_a_lazy_pipeline_builds_on_first_use_and_equals_the_package_pipeline():
     assert lazy.all_outputs() == expected.all_outputs()
     default = registry["__default__"]
     assert set(default.all_outputs()) >= set(expected.all_outputs())
-    assert len(default.nodes) == sum(len(registry[name].nodes) for name in pipeline_names())
+    in_default = [name for name in pipeline_names() if name not in SEPARATE_RUNS]
+    assert len(default.nodes) == sum(len(registry[name].nodes) for name in in_default)
+
+
+def test_the_default_run_leaves_out_the_separate_runs_and_they_need_nothing_it_lacks():
+    """`kedro run` is the five experiment pipelines; knowledge injection runs after it on its
+    tables: every input of a separate run is a catalog dataset the default run writes."""
+    registry = register_pipelines()
+    default = registry["__default__"]
+    assert "knowledge_injection" in SEPARATE_RUNS
+    assert {"ingestion", "adapter_training", "xai_silver", "ood", "meta_learning"} == set(
+        pipeline_names()
+    ) - SEPARATE_RUNS
+    for name in SEPARATE_RUNS:
+        separate = registry[name]
+        assert not {n.name for n in separate.nodes} & {n.name for n in default.nodes}
+        needed = {d for d in separate.inputs() if not d.startswith("params:")}
+        assert needed and needed <= default.all_outputs(), needed - default.all_outputs()

@@ -120,6 +120,15 @@ def test_the_tiny_run_is_recorded_in_the_embedded_store(tiny_run):
     for adapter_id in zoo["adapter_id"]:
         assert any((artifacts / "adapters" / adapter_id).iterdir()), adapter_id
 
+    # Knowledge injection, a separate run after it, is a run of its own with its report.
+    injection = [r for r in runs if r.data.tags["kedro.pipelines"] == "knowledge_injection"]
+    assert injection and injection[0].info.status == "FINISHED"
+    assert injection[0].info.start_time > run.info.start_time
+    report = client.download_artifacts(
+        injection[0].info.run_id, "report/knowledge_injection.md", str(tiny_run / "dl_ki")
+    )
+    assert "targeted" in Path(report).read_text()
+
 
 def test_conf_local_overrides_only_the_keys_it_names(tmp_path):
     from kedro.config import OmegaConfigLoader

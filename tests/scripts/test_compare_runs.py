@@ -81,3 +81,16 @@ def test_data_root_compares_the_runs_of_another_env(tmp_path):
     assert any("cmp.parquet.auc" in p for p in zoo)
     assert not [p for p in zoo if "silver_xai.parquet" in p]
     assert compare_runs.main([str(a), str(b), "--data-root", "data/zoo"]) == 1
+
+
+def test_a_timing_column_and_its_interval_are_ignored(tmp_path):
+    a = _fake_run(tmp_path / "a", _silver(tmp_path / "a", [0, 1, 2]), 0.7)
+    b = _fake_run(tmp_path / "b", _silver(tmp_path / "b", [0, 1, 2]), 0.7)
+    for root, t in ((a, 0.03), (b, 0.04)):
+        pd.DataFrame(
+            {"explainer": ["rise"], "seconds_per_image": [t], "seconds_per_image_ci_low": [t]}
+        ).to_parquet(root / "data/04_gold/board.parquet")
+    assert not [
+        p for p in compare_runs.compare_runs(a, b, ("seconds_per_image",), 0.0) if "board" in p
+    ]
+    assert [p for p in compare_runs.compare_runs(a, b, (), 0.0) if "board" in p]
