@@ -2,11 +2,11 @@
 
     python scripts/compare_runs.py /path/to/run_a /path/to/run_b
 
-Each argument is a project root (its data/ folder is read; `--data-root data/zoo` for zoo runs). Bronze and Silver tables are sorted by
-their keys first (Spark writes rows in no fixed order); Gold tables and the summary report are
-compared as written. Absolute paths inside string columns are compared relative to each project
-root, and wall-time columns and their intervals are ignored (`--ignore`). Exits 1 and lists every difference when the
-runs differ.
+Each argument is a project root; its data/ folder is read (`--data-root data/zoo` for zoo runs).
+Bronze and Silver tables are sorted by their keys first (Spark writes rows in no fixed order);
+Gold tables and the summary report are compared as written. Absolute paths inside string columns
+are compared relative to each project root, and wall-time columns and their intervals are
+ignored (`--ignore`). Exits 1 and lists every difference when the runs differ.
 """
 
 from __future__ import annotations
