@@ -1,0 +1,1 @@
+"""Shared by every part of the library: registries, settings, columns, device, hashing, randomness."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-DTYPES = ("string", "int", "double", "bool", "float_array")
+DTYPES = ("string", "int", "double", "bool", "float_array", "binary")
 # What a column is, for the meta-learning: keys and labels never enter a model; `confidence`
 # and `xai` columns are candidate features; `analysis` columns need ground truth (object masks).
 ROLES = ("key", "label", "prediction", "confidence", "xai", "analysis", "payload")
