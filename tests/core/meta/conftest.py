@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
+
 CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "contrast")
 SEVERITIES = ("shallow", "medium", "heavy")
 SEVERITY_VALUES = {
@@ -101,7 +103,6 @@ FAST_MODELS = {
     "LogisticRegression": {},
 }
 FAST_META_PARAMS = {"models": FAST_MODELS, "n_bootstrap": 100, "permutation_repeats": 3}
-FAST_ESTIMATION_PARAMS = {"regressor": {"n_estimators": 25}}
 
 
 # The Gold tables of `make_silver()` built once per test run (a build costs ~20 s of CPU); the
@@ -121,12 +122,14 @@ GOLD_SEED = 1
 
 @pytest.fixture(scope="session")
 def gold_tables(silver) -> dict[str, pd.DataFrame]:
+    from xai_kedro.core.meta.adapters.settings import EstimationSettings
     from xai_kedro.core.meta.gold import build_gold_tables
+    from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
 
     xai, ood, zoo = silver
-    return build_gold_tables(
-        xai, ood, zoo, GOLD_META_PARAMS, GOLD_ESTIMATION_PARAMS, seed=GOLD_SEED
-    )
+    meta = MetaLearnerSettings.from_params(GOLD_META_PARAMS)
+    estimation = EstimationSettings.from_params(GOLD_ESTIMATION_PARAMS)
+    return build_gold_tables(xai, ood, zoo, meta, estimation, seed=GOLD_SEED)
 
 
 @pytest.fixture(scope="session")
@@ -140,10 +143,5 @@ def silver() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.fixture
-def fast_meta_params() -> dict:
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in FAST_META_PARAMS.items()}
-
-
-@pytest.fixture
-def fast_estimation_params() -> dict:
-    return {"regressor": dict(FAST_ESTIMATION_PARAMS["regressor"])}
+def fast_meta() -> MetaLearnerSettings:
+    return MetaLearnerSettings.from_params(FAST_META_PARAMS)

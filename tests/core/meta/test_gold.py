@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from xai_kedro.core.meta import gold, plots
-from xai_kedro.core.meta.comparison import SEED_COLUMNS
+from xai_kedro.core.meta import gold
+from xai_kedro.core.meta.prediction.comparison import SEED_COLUMNS
+from xai_kedro.core.meta.report import plots
 
 TEN = (
     "correlations",
@@ -99,6 +100,9 @@ def test_all_tables_have_the_reference_columns(tables: dict[str, pd.DataFrame]) 
             "ood_accuracy",
             "clean_accuracy",
             "mean_attn_entropy",
+            "gap_to_best_points",
+            "gap_to_best_ci_low",
+            "gap_to_best_ci_high",
         ],
         "worst_corruption": ["adapter_id", "adapter_rank", "worst_corruption", "max_drop_pct"],
     }
@@ -229,7 +233,7 @@ def test_severity_rank() -> None:
 
 
 def test_correlations_table_matches_stats(silver: tuple[pd.DataFrame, ...]) -> None:
-    from xai_kedro.core.meta.features import build_meta_dataset
+    from xai_kedro.core.meta.prediction.features import build_meta_dataset
 
     meta = build_meta_dataset(silver[0], silver[1])
     corr = gold.correlations(meta, {"xai": ["attn_entropy", "gini"]}, n_boot=50, seed=0)
@@ -297,15 +301,17 @@ def test_plots_survive_empty_input() -> None:
 def test_gold_and_report_do_not_depend_on_the_order_of_the_silver_rows(silver, gold_tables):
     """The same Silver rows read back from a cluster in another order give identical Gold."""
     from tests.core.meta.conftest import GOLD_ESTIMATION_PARAMS, GOLD_META_PARAMS, GOLD_SEED
-    from xai_kedro.core.meta.report import summary_report
+    from xai_kedro.core.meta.adapters.settings import EstimationSettings
+    from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
+    from xai_kedro.core.meta.report.summary import summary_report
 
     xai, ood, zoo = silver
     shuffled = gold.build_gold_tables(
         xai.sample(frac=1.0, random_state=5),
         ood.sample(frac=1.0, random_state=6),
         zoo,
-        GOLD_META_PARAMS,
-        GOLD_ESTIMATION_PARAMS,
+        MetaLearnerSettings.from_params(GOLD_META_PARAMS),
+        EstimationSettings.from_params(GOLD_ESTIMATION_PARAMS),
         seed=GOLD_SEED,
     )
     assert sorted(gold_tables) == sorted(shuffled)
@@ -327,6 +333,10 @@ def test_confidence_baselines_score_each_baseline_and_pair_the_differences(gold_
     for metric in ("auroc", "aurc", "augrc"):
         assert (table[f"{metric}_ci_low"] <= table[metric]).all()
         assert (table[metric] <= table[f"{metric}_ci_high"]).all()
+    # fd-shifts' convention beside ours: O(1/n) apart on thousands of rows
+    n = table["n"].astype(float)
+    assert ((table["augrc"] - table["augrc_fd_shifts"]).abs() <= 1.0 / n).all()
+    assert ((table["aurc"] - table["aurc_fd_shifts"]).abs() <= 1.0 / n).all()
     diffs = tables["confidence_baseline_differences"].set_index("comparison")
     xai_row = table.set_index("method").loc["meta:xai+confidence"]
     conf_row = table.set_index("method").loc["meta:confidence"]

@@ -11,23 +11,25 @@ Conventions (documented because the reference experiment leaves them open):
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xai_kedro.core.meta import estimation as est
-from xai_kedro.core.meta.baselines import confidence_baselines
-from xai_kedro.core.meta.comparison import (
+from xai_kedro.core.meta.adapters import estimation as est
+from xai_kedro.core.meta.adapters.estimation_summary import estimation_summary
+from xai_kedro.core.meta.adapters.ranking import ranking_intervals
+from xai_kedro.core.meta.adapters.selection import adapter_selection
+from xai_kedro.core.meta.adapters.settings import EstimationSettings
+from xai_kedro.core.meta.prediction.baselines import confidence_baselines
+from xai_kedro.core.meta.prediction.comparison import (
     COMPARISON_COLUMNS,
     SEED_COLUMNS,
     compare_classifiers,
-    resolve_meta_params,
 )
-from xai_kedro.core.meta.correlations import correlations
-from xai_kedro.core.meta.estimation_summary import estimation_summary
-from xai_kedro.core.meta.features import (
+from xai_kedro.core.meta.prediction.correlations import correlations
+from xai_kedro.core.meta.prediction.features import (
     ANALYSIS_FEATURES,
     CONFIDENCE_SET,
     KEYS,
@@ -39,8 +41,10 @@ from xai_kedro.core.meta.features import (
     default_feature_sets,
     require_columns,
 )
-from xai_kedro.core.meta.importance import feature_importance
-from xai_kedro.core.meta.selection import adapter_selection
+from xai_kedro.core.meta.prediction.importance import feature_importance
+from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
+from xai_kedro.core.meta.report.formatting import fmt
+from xai_kedro.core.robustness.columns import family_rows
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +145,7 @@ def degradation(
 ) -> pd.DataFrame:
     """Accuracy per (adapter, corruption, severity) and its drop from clean accuracy."""
     require_columns(silver_xai, ["adapter_id", "is_correct"], "silver_xai")
-    cond = est.ood_accuracy_by_condition(silver_ood)
+    cond = est.ood_accuracy_by_condition(family_rows(silver_ood))
     if "severity_value" not in cond.columns:
         cond["severity_value"] = np.nan
     clean = silver_xai.groupby("adapter_id")["is_correct"].mean().astype(float)
@@ -179,9 +183,15 @@ def worst_corruption(degradation_df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def adapter_ranking(summary: pd.DataFrame) -> pd.DataFrame:
+def adapter_ranking(
+    summary: pd.DataFrame,
+    silver_ood: pd.DataFrame | None = None,
+    settings: EstimationSettings | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Adapters ordered by OOD accuracy (ood_rank 1 = most robust), with clean accuracy, the
-    clean-to-OOD gap in points and the mean XAI features."""
+    clean-to-OOD gap in points and the mean XAI features; given ``silver_ood``, each adapter's
+    gap to the first with an interval over test images (`adapters.ranking`)."""
     require_columns(summary, ["adapter_id", "accuracy", "clean_accuracy"], "adapter_summary")
     out = summary.rename(columns={"accuracy": "ood_accuracy"}).sort_values(
         ["ood_accuracy", "adapter_id"], ascending=[False, True], kind="stable"
@@ -197,7 +207,8 @@ def adapter_ranking(summary: pd.DataFrame) -> pd.DataFrame:
         "accuracy_gap_points",
     ]
     means = [c for c in out.columns if c.startswith("mean_")]
-    return out.reindex(columns=keep + means).reset_index(drop=True)
+    out = out.reindex(columns=keep + means).reset_index(drop=True)
+    return out if silver_ood is None else ranking_intervals(out, silver_ood, settings, seed)
 
 
 def xai_feature_ranking(corr: pd.DataFrame, importance: pd.DataFrame) -> pd.DataFrame:
@@ -227,11 +238,7 @@ def xai_feature_ranking(corr: pd.DataFrame, importance: pd.DataFrame) -> pd.Data
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return "nan" if not np.isfinite(v) else format(v, spec)
+    return fmt(value, spec, missing="nan")
 
 
 def _ci(low: Any, high: Any, spec: str = ".3f") -> str:
@@ -304,12 +311,21 @@ def quantitative_summary(
     return pd.DataFrame(rows, columns=["metric", "value"])
 
 
+def _correlation_groups(meta_df: pd.DataFrame, sets: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The correlation table's feature groups; the analysis-only ones when the data has them."""
+    groups = {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]}
+    analysis = [f for f in ANALYSIS_FEATURES if f in meta_df and meta_df[f].notna().any()]
+    if analysis:
+        groups["analysis"] = analysis
+    return groups
+
+
 def build_gold_tables(
     silver_xai: pd.DataFrame,
     silver_ood: pd.DataFrame,
     adapter_zoo: pd.DataFrame | None = None,
-    meta_params: Mapping[str, Any] | None = None,
-    estimation_params: Mapping[str, Any] | None = None,
+    meta: MetaLearnerSettings | None = None,
+    estimation: EstimationSettings | None = None,
     seed: int = 0,
     degradation_table: pd.DataFrame | None = None,
     silver_source: pd.DataFrame | None = None,
@@ -321,30 +337,27 @@ def build_gold_tables(
     ``degradation_table`` reuses a degradation table already built (the ood stage writes it);
     ``silver_source`` holds the validation-split predictions (clean and under source-side
     shifts) the label-free estimators take as their source."""
-    p = resolve_meta_params(meta_params)
+    p = meta or MetaLearnerSettings()
+    estimation = estimation or EstimationSettings()
     # A function of the Silver rows, not of their order (Spark returns them in any order).
+    # These tables answer for the reference grid; core.meta.families answers per shift family.
     silver_xai = silver_xai.sort_values(list(KEYS), ignore_index=True)
-    silver_ood = silver_ood.sort_values(list(OOD_KEYS), ignore_index=True)
-    meta = build_meta_dataset(silver_xai, silver_ood)
-    sets = default_feature_sets(meta, p["include_object_share"])
-    groups = {"xai": sets[XAI_SET], "confidence": sets[CONFIDENCE_SET]}
-    analysis = [f for f in ANALYSIS_FEATURES if f in meta and meta[f].notna().any()]
-    if analysis:
-        groups["analysis"] = analysis
-    boot = {"n_boot": int(p["n_bootstrap"]), "alpha": float(p["ci_alpha"]), "seed": seed}
-    corr = correlations(meta, groups, **boot)
-    comp, scores = compare_classifiers(meta, sets, p, seed, return_scores=True)
+    silver_ood = family_rows(silver_ood).sort_values(list(OOD_KEYS), ignore_index=True)
+    silver_source = None if silver_source is None else family_rows(silver_source)
+    meta_df = build_meta_dataset(silver_xai, silver_ood)
+    sets = default_feature_sets(meta_df, p.include_object_share)
+    boot = p.bootstrap(seed)
+    corr = correlations(meta_df, _correlation_groups(meta_df, sets), **boot)
+    comp, scores = compare_classifiers(meta_df, sets, p, seed, return_scores=True)
     comp = classifier_comparison(comp)
-    baselines, baseline_differences = confidence_baselines(meta, scores, boot)
-    importance = feature_importance(meta, sets[XAI_SET], p, seed)
+    baselines, baseline_differences = confidence_baselines(meta_df, scores, boot)
+    importance = feature_importance(meta_df, sets[XAI_SET], p, seed)
     summary = adapter_summary(silver_xai, silver_ood, adapter_zoo)
-    degr = (
-        degradation(silver_xai, silver_ood, adapter_zoo)
-        if degradation_table is None
-        else degradation_table
-    )
+    degr = degradation_table
+    if degr is None:
+        degr = degradation(silver_xai, silver_ood, adapter_zoo)
     estimate = est.accuracy_estimation(
-        silver_xai, silver_ood, silver_source, None, estimation_params, seed
+        silver_xai, silver_ood, silver_source, None, estimation, seed
     )
     return {
         "correlations": corr,
@@ -355,11 +368,11 @@ def build_gold_tables(
         "qualitative_summary": qualitative_summary(corr, comp),
         "quantitative_summary": quantitative_summary(silver_xai, silver_ood, degr),
         "xai_feature_ranking": xai_feature_ranking(corr, importance),
-        "adapter_ranking": adapter_ranking(summary),
+        "adapter_ranking": adapter_ranking(summary, silver_ood, estimation, seed),
         "worst_corruption": worst_corruption(degr),
         "accuracy_estimation": estimate,
-        "accuracy_estimation_summary": estimation_summary(estimate, estimation_params, seed),
-        "adapter_selection": adapter_selection(estimate, estimation_params, seed),
+        "accuracy_estimation_summary": estimation_summary(estimate, estimation, seed),
+        "adapter_selection": adapter_selection(estimate, estimation, seed, silver_ood=silver_ood),
         "classifier_scores": scores,
         "confidence_baselines": baselines,
         "confidence_baseline_differences": baseline_differences,

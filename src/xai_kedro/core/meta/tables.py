@@ -17,7 +17,8 @@ REFERENCE_TABLES: tuple[str, ...] = (
     "worst_corruption",
 )
 # accuracy_estimation (long: adapter x method x shift), its summary (MAE, max error, rank
-# correlation with intervals per method and shift) and the selection table (core.meta.selection).
+# correlation with intervals per method and shift) and the selection table
+# (core.meta.adapters.selection).
 ESTIMATION_TABLES: tuple[str, ...] = (
     "accuracy_estimation",
     "accuracy_estimation_summary",
@@ -25,19 +26,22 @@ ESTIMATION_TABLES: tuple[str, ...] = (
 )
 # Does XAI add to the confidence baselines (AUROC / AURC / AUGRC, paired differences)?
 BASELINE_TABLES: tuple[str, ...] = ("confidence_baselines", "confidence_baseline_differences")
-# Which explainer's XAI profile predicts robustness best (core.meta.explainer_features).
+# Which explainer's XAI profile predicts robustness best (core.meta.explainers.features).
 EXPLAINER_FEATURES = "explainer_features"
+# The answers per shift family (core.meta.families): the hypothesis and the headline.
+FAMILY_TABLES: tuple[str, ...] = ("family_hypothesis", "family_headline")
 GOLD_TABLES: tuple[str, ...] = (
     *REFERENCE_TABLES,
     *ESTIMATION_TABLES,
     "classifier_scores",
     *BASELINE_TABLES,
     EXPLAINER_FEATURES,
+    *FAMILY_TABLES,
 )
 # Written by the ood pipeline, which needs it for its own plot; meta_learning reads it.
 FROM_OOD_PIPELINE: tuple[str, ...] = ("degradation",)
 # Gold tables with a node of their own (they read Silver tables `build_gold_tables` does not).
-OWN_NODE: tuple[str, ...] = (*FROM_OOD_PIPELINE, EXPLAINER_FEATURES)
+OWN_NODE: tuple[str, ...] = (*FROM_OOD_PIPELINE, EXPLAINER_FEATURES, *FAMILY_TABLES)
 # Inputs the report reads beside the Gold tables (the quarantine is counted by reason; the
 # explainer leaderboard is written by the xai_silver pipeline).
 REPORT_EXTRA_INPUTS: tuple[str, ...] = ("bronze_quarantine", "explainer_faithfulness")

@@ -1,0 +1,176 @@
+"""Does XAI add anything a reviewer's confidence baseline does not already know?
+
+Ranks the OOD predictions by how likely they are correct, with every label-free score a reviewer
+expects on the clean image (max-softmax, margin, predictive entropy, energy) used directly, and
+with the meta-learners' image-grouped out-of-fold scores for the confidence, XAI and combined
+feature sets. Each gets AUROC, AURC and AUGRC with image-clustered bootstrap intervals; paired
+differences (same resamples) answer "XAI + confidence vs confidence" and "XAI vs confidence".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xai_kedro.core.meta.prediction.features import (
+    CONFIDENCE_FEATURES,
+    CONFIDENCE_SET,
+    GROUP,
+    TARGET,
+    XAI_CONFIDENCE_SET,
+    XAI_SET,
+    require_columns,
+)
+from xai_kedro.core.meta.stats.association import roc_auc
+from xai_kedro.core.meta.stats.bootstrap import bootstrap_auc_ci
+from xai_kedro.core.meta.stats.risk import augrc, aurc, bootstrap_risk_ci, fd_shifts_areas
+
+# +1: a higher value means a more confident (more likely correct) prediction; -1: lower does.
+SCORE_DIRECTIONS: dict[str, int] = {"confidence": 1, "margin": 1, "pred_entropy": -1, "energy": -1}
+SCORE_LABELS: dict[str, str] = {
+    "confidence": "max-softmax",
+    "margin": "margin",
+    "pred_entropy": "predictive entropy",
+    "energy": "energy",
+}
+
+
+def learned_method(set_name: str) -> str:
+    """Method name of a meta-learner on a feature set (distinct from the raw scores' names)."""
+    return f"meta:{set_name}"
+
+
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "auroc": roc_auc,
+    "aurc": aurc,
+    "augrc": augrc,
+}
+BASELINE_COLUMNS = (
+    "method",
+    "kind",
+    "model",
+    *(f"{m}{suffix}" for m in METRICS for suffix in ("", "_ci_low", "_ci_high")),
+    # the same areas in fd-shifts' convention (trapezoid between the curve's points), point only
+    "aurc_fd_shifts",
+    "augrc_fd_shifts",
+    "n",
+    "n_images",
+)
+DIFFERENCE_COLUMNS = (
+    "comparison",
+    "model",
+    *(f"{m}_diff{suffix}" for m in METRICS for suffix in ("", "_ci_low", "_ci_high")),
+    "n",
+    "n_images",
+)
+
+
+def _check_directions() -> None:
+    missing = sorted(set(CONFIDENCE_FEATURES) - (set(SCORE_DIRECTIONS) & set(SCORE_LABELS)))
+    if missing:
+        raise ValueError(f"confidence columns {missing} have no direction in SCORE_DIRECTIONS")
+
+
+def _intervals(
+    y: np.ndarray, score: np.ndarray, ref: np.ndarray | None, groups: np.ndarray, boot: dict
+) -> dict[str, tuple[float, float]]:
+    """Every metric's interval (of the difference score - ref when ref is given), on the same
+    image-clustered resamples, each replicate computed from multiplicities (no re-sorting)."""
+    out = {"auroc": bootstrap_auc_ci(y, score, ref, groups=groups, **boot)}
+    out.update(bootstrap_risk_ci(y, score, ref, groups=groups, **boot))
+    return out
+
+
+def _metrics_row(y: np.ndarray, score: np.ndarray, groups: np.ndarray, boot: dict) -> dict:
+    row: dict[str, Any] = {"n": y.size, "n_images": pd.unique(groups).size}
+    intervals = _intervals(y, score, None, groups, boot)
+    for name, fn in METRICS.items():
+        row[name] = fn(y, score)
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = intervals[name]
+    row["aurc_fd_shifts"], row["augrc_fd_shifts"] = fd_shifts_areas(y, score)
+    return row
+
+
+def _oof_scores(scores: pd.DataFrame, n: int) -> dict[tuple[str, str], np.ndarray]:
+    """(feature set, model) -> grouped out-of-fold score per meta row, in meta row order."""
+    oof = scores[scores["split"] == "grouped_oof"]
+    out = {}
+    for (set_name, model), part in oof.groupby(["feature_set", "model"], sort=True):
+        vec = np.full(n, np.nan)
+        vec[part["row"].to_numpy()] = part["y_score"].to_numpy()
+        out[(set_name, model)] = vec
+    return out
+
+
+def _headline_model(classifier_scores: pd.DataFrame, y: np.ndarray) -> str | None:
+    """The meta-learner with the best grouped out-of-fold AUROC on XAI + confidence: the one model
+    every learned row and paired difference uses, so the comparisons are like for like."""
+    best, best_auc = None, -np.inf
+    for (set_name, model), score in sorted(_oof_scores(classifier_scores, y.size).items()):
+        ok = np.isfinite(score)
+        auc = roc_auc(y[ok], score[ok]) if set_name == XAI_CONFIDENCE_SET and ok.any() else np.nan
+        if np.isfinite(auc) and auc > best_auc:
+            best, best_auc = model, auc
+    return best
+
+
+def confidence_baselines(
+    meta_df: pd.DataFrame, classifier_scores: pd.DataFrame, boot: Mapping[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-method AUROC / AURC / AUGRC table, paired-difference table), image-clustered CIs.
+
+    Methods: each confidence score used directly, and the confidence, XAI and XAI + confidence
+    meta-learners (image-grouped out-of-fold scores of one model, `_headline_model`). The
+    differences pair XAI + confidence and XAI alone against the confidence meta-learner and
+    against each single score, on the same resamples. ``boot``: n_boot, alpha, seed.
+    """
+    _check_directions()
+    require_columns(meta_df, [TARGET, GROUP, *CONFIDENCE_FEATURES], "meta dataset")
+    y = meta_df[TARGET].to_numpy(dtype=bool).astype(float)
+    groups = meta_df[GROUP].to_numpy()
+    boot = dict(boot)
+    methods: dict[str, tuple[str, str, np.ndarray]] = {
+        SCORE_LABELS[f]: ("score", "", SCORE_DIRECTIONS[f] * meta_df[f].to_numpy(dtype=float))
+        for f in CONFIDENCE_FEATURES
+    }
+    model = _headline_model(classifier_scores, y)
+    learned = _oof_scores(classifier_scores, len(meta_df))
+    for set_name in (CONFIDENCE_SET, XAI_SET, XAI_CONFIDENCE_SET):
+        if (set_name, model) in learned:
+            methods[learned_method(set_name)] = ("learned", model, learned[(set_name, model)])
+    rows = []
+    for name, (kind, used_model, score) in methods.items():
+        ok = np.isfinite(score)
+        row = _metrics_row(y[ok], score[ok], groups[ok], boot)
+        rows.append({"method": name, "kind": kind, "model": used_model, **row})
+    diffs = []
+    bases = [learned_method(CONFIDENCE_SET), *(SCORE_LABELS[f] for f in CONFIDENCE_FEATURES)]
+    for ext in (learned_method(XAI_CONFIDENCE_SET), learned_method(XAI_SET)):
+        for base in bases:
+            if ext in methods and base in methods:
+                diffs.append(_difference_row(ext, base, methods, y, groups, model, boot))
+    table = pd.DataFrame(rows).reindex(columns=list(BASELINE_COLUMNS))
+    return table, pd.DataFrame(diffs).reindex(columns=list(DIFFERENCE_COLUMNS))
+
+
+def _difference_row(
+    ext: str,
+    base: str,
+    methods: Mapping[str, tuple[str, str, np.ndarray]],
+    y: np.ndarray,
+    groups: np.ndarray,
+    model: str | None,
+    boot: dict,
+) -> dict[str, Any]:
+    a, b = methods[ext][2], methods[base][2]
+    ok = np.isfinite(a) & np.isfinite(b)
+    row: dict[str, Any] = {"comparison": f"{ext} - {base}", "model": model or ""}
+    row.update(n=int(ok.sum()), n_images=pd.unique(groups[ok]).size)
+    intervals = _intervals(y[ok], a[ok], b[ok], groups[ok], boot)
+    for name, fn in METRICS.items():
+        row[f"{name}_diff"] = fn(y[ok], a[ok]) - fn(y[ok], b[ok])
+        row[f"{name}_diff_ci_low"], row[f"{name}_diff_ci_high"] = intervals[name]
+    return row
