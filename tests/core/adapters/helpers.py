@@ -40,7 +40,7 @@ def pixels(n: int = 4, seed: int = 0) -> torch.Tensor:
 def lora_cfg(**kw) -> AdapterConfig:
     params = dict(adapter_id="a", rank=4, alpha="2r", target_roles=ALL_ROLES)
     params.update(kw)
-    return AdapterConfig.from_dict(params)
+    return AdapterConfig.from_params(params)
 
 
 # ---------------------------------------------------------------------------------- config

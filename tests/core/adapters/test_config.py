@@ -16,37 +16,40 @@ from xai_kedro.core.adapters import (
 
 
 def test_config_parsing_and_round_trip():
-    cfg = AdapterConfig.from_dict(
+    cfg = AdapterConfig.from_params(
         {"adapter_id": "x", "rank": 16, "alpha": "2r", "target_roles": "value, query,fc2"}
     )
     assert cfg.alpha == 32.0
     assert cfg.target_roles == ("query", "value", "fc2")  # canonical order
-    assert AdapterConfig.from_dict(cfg.to_dict()) == cfg
+    assert AdapterConfig.from_params(cfg.to_dict()) == cfg
     json.dumps(cfg.to_dict())  # JSON-ready
-    assert AdapterConfig.from_dict({"adapter_id": "y", "rank": 8, "alpha": "r"}).alpha == 8.0
+    assert AdapterConfig.from_params({"adapter_id": "y", "rank": 8, "alpha": "r"}).alpha == 8.0
 
 
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"adapter_id": "x", "rnak": 4}, "Unknown adapter config keys"),
+        (
+            {"adapter_id": "x", "rnak": 4},
+            r"unknown setting adapter_training\.zoo\.members\[\]\.rnak",
+        ),
         ({"adapter_id": "bad/id"}, "adapter_id"),
         ({"adapter_id": "x", "rank": 4, "target_roles": ["query", "qkv"]}, "Unknown target roles"),
         ({"adapter_id": "x", "rank": 4, "alpha": "two"}, "alpha"),
         ({"adapter_id": "x", "optimizer": "adam"}, "optimizer"),
-        ({"adapter_id": "x", "augmentation": {"flip": 0.5}}, "augmentation keys"),
+        ({"adapter_id": "x", "augmentation": {"flip": 0.5}}, r"augmentation\.flip"),
         ({"rank": 4}, "adapter_id"),
     ],
 )
 def test_config_rejects_bad_input(params, match):
     with pytest.raises(ValueError, match=match):
-        AdapterConfig.from_dict(params)
+        AdapterConfig.from_params(params)
 
 
 def test_config_hash_stable_and_sensitive():
     base = lora_cfg(use_dora=True, use_rslora=True, lr=3e-4, augmentation={"hflip_p": 0.5})
     h = config_hash(base, "data1")
-    assert h == config_hash(AdapterConfig.from_dict(base.to_dict()), "data1")
+    assert h == config_hash(AdapterConfig.from_params(base.to_dict()), "data1")
     reordered = lora_cfg(
         use_dora=True,
         use_rslora=True,

@@ -77,3 +77,13 @@ def test_save_adapter_requires_hash_and_matching_model(tmp_path):
     with pytest.raises(ValueError, match="linear probe"):
         save_adapter(clf, AdapterConfig("p", rank=0), tmp_path / "a", {"config_hash": "h"})
     assert not (tmp_path / "a").exists()
+
+
+def test_adapter_stores_its_class_names_and_backbone_family(tmp_path):
+    clf = attach_adapter(ViTClassifier(tiny_backbone(), NUM_CLASSES), lora_cfg())
+    save_adapter(clf, lora_cfg(), tmp_path / "a", {"config_hash": "h"}, class_names=["a", "b", "c"])
+    meta = storage.read_adapter_meta(read_adapter_files(tmp_path / "a"))
+    assert meta["class_names"] == ["a", "b", "c"]
+    assert meta["backbone_family"] == "dinov2" and meta["hidden_size"] == 32
+    save_adapter(clf, lora_cfg(), tmp_path / "b", {"config_hash": "h"})
+    assert "class_names" not in storage.read_adapter_meta(read_adapter_files(tmp_path / "b"))

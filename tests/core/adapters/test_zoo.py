@@ -37,7 +37,7 @@ def test_expand_zoo_grid_on_other_fields_gets_distinct_ids():
         ({"members": [{"rank": 4}, {"rank": 4}]}, "Duplicate"),
         ({"members": [{"adapter_id": "a"}, {"adapter_id": "a", "rank": 4}]}, "Duplicate"),
         ({"defaults": {"rank": 4}}, "empty"),
-        ({"members": [{"rank": 4}], "extra": 1}, "Unknown zoo keys"),
+        ({"members": [{"rank": 4}], "extra": 1}, r"unknown setting adapter_training\.zoo\.extra"),
         ({"grid": {"rank": []}}, "non-empty list"),
         ({"members": [{"rank": 4, "bogus": 1}]}, "member #0"),
     ],

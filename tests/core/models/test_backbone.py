@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import ViTConfig, ViTModel
 
 from tests.core.tiny import hub_cache_stand_in
 from xai_kedro.core.models.backbone import (
@@ -19,19 +18,20 @@ from xai_kedro.core.models.backbone import (
     save_backbone,
     small_backbone_config,
 )
-from xai_kedro.core.models.pretrain import pretrain_backbone
+from xai_kedro.core.models.pretrain import PretrainSettings, pretrain_backbone
+
+TINY_SHAPE = {
+    "image_size": 32,
+    "patch_size": 8,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "mlp_ratio": 2,
+}
 
 
 def tiny_config(registers: int = 0):
-    return small_backbone_config(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        num_layers=2,
-        num_heads=2,
-        mlp_ratio=2,
-        num_register_tokens=registers,
-    )
+    return small_backbone_config(**TINY_SHAPE, num_register_tokens=registers)
 
 
 def tiny_model(registers: int = 0, seed: int = 0):
@@ -89,22 +89,18 @@ def test_local_round_trip_gives_identical_outputs(tmp_path, registers):
     assert [p.name for p in tmp_path.iterdir()] == ["bb"]  # no temp directory left behind
 
 
-def test_non_dinov2_backbone_is_rejected(tmp_path):
-    vit = ViTModel(
-        ViTConfig(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=32,
-            patch_size=8,
-        )
-    )
-    vit.save_pretrained(str(tmp_path / "vit"))
-    with pytest.raises(ValueError, match="'vit' model; only DINOv2"):
-        load_backbone(str(tmp_path / "vit"))
-    with pytest.raises(ValueError, match="only DINOv2"):
-        build_backbone(ViTConfig())
+def test_unregistered_model_type_is_rejected_naming_the_families(tmp_path):
+    directory = tmp_path / "resnet"
+    directory.mkdir()
+    (directory / "config.json").write_text('{"model_type": "resnet"}')
+    (directory / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="'resnet' model, not a registered backbone family") as err:
+        load_backbone(str(directory))
+    assert "dinov2" in str(err.value) and "siglip_vision" in str(err.value)
+    from transformers import ResNetConfig
+
+    with pytest.raises(ValueError, match="not a registered backbone family"):
+        build_backbone(ResNetConfig())
 
 
 def test_hub_id_loads_from_the_local_cache_and_resolves_to_its_snapshot(tmp_path, monkeypatch):
@@ -194,17 +190,15 @@ def _squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def test_pretrain_backbone_learns():
     train_x, train_y = _squares(256, seed=1)
     val_x, val_y = _squares(96, seed=2)
+    settings = PretrainSettings.from_params(
+        {"model": TINY_SHAPE, "epochs": 6, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.05}
+    )
     model, history = pretrain_backbone(
         train_x,
         train_y,
-        tiny_config(),
-        epochs=6,
-        batch_size=32,
-        lr=2e-3,
-        weight_decay=0.05,
+        settings,
         seed=0,
         device="cpu",
-        augment=None,
         val_images=val_x,
         val_labels=val_y,
         progress=False,
@@ -216,4 +210,25 @@ def test_pretrain_backbone_learns():
     assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert model.config.model_type == "dinov2"
     with pytest.raises(ValueError, match="integer"):
-        pretrain_backbone(train_x, train_y.astype(float), tiny_config(), epochs=1)
+        pretrain_backbone(train_x, train_y.astype(float), PretrainSettings(model=TINY_SHAPE))
+
+
+def test_pretrain_settings_check_the_block_and_the_model_shape():
+    settings = PretrainSettings.from_params(
+        {"enabled": True, "model": TINY_SHAPE, "epochs": "3", "augment": {"hflip_p": 0.5}}
+    )
+    assert settings.epochs == 3 and settings.augment.hflip_p == 0.5
+    assert settings.backbone_config().hidden_size == 32
+    loop = settings.loop(seed=7)
+    assert (loop.seed, loop.epochs, loop.optimizer, loop.augment) == (
+        7,
+        3,
+        "adamw",
+        settings.augment,
+    )
+    with pytest.raises(ValueError, match=r"backbone\.pretrain\.epoch\b"):
+        PretrainSettings.from_params({"epoch": 3})
+    with pytest.raises(ValueError, match=r"backbone\.pretrain\.model\.layers"):
+        PretrainSettings.from_params({"model": {"layers": 2}})
+    with pytest.raises(ValueError, match=r"backbone\.pretrain\.augment\.flip"):
+        PretrainSettings.from_params({"augment": {"flip": 0.5}})

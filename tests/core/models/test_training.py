@@ -58,7 +58,7 @@ def backbone():
 def _train(backbone, data, device="cpu", **kw):
     params = dict(adapter_id="t", epochs=5, batch_size=16, lr=1e-2, seed=0, warmup_ratio=0.1)
     params.update(kw)
-    cfg = AdapterConfig.from_dict(params)
+    cfg = AdapterConfig.from_params(params)
     clf = attach_adapter(ViTClassifier(copy.deepcopy(backbone), NUM_CLASSES), cfg).to(device)
     (train_x, train_y), (val_x, val_y) = data
     result = train_adapter(
@@ -265,11 +265,11 @@ def test_colour_jitter_factors_stay_in_range():
 
 
 def test_augment_config_validation():
-    assert AugmentConfig.from_dict(None).is_identity
-    assert AugmentConfig.from_dict({"crop_size": "224", "rotation_deg": 30}).crop_size == 224
+    assert AugmentConfig.from_params(None).is_identity
+    assert AugmentConfig.from_params({"crop_size": "224", "rotation_deg": 30}).crop_size == 224
     for bad in ({"hflip_p": 1.5}, {"brightness": -0.1}, {"rotation_fill": "zero"}, {"flip": 1}):
         with pytest.raises(ValueError):
-            AugmentConfig.from_dict(bad)
+            AugmentConfig.from_params(bad)
 
 
 # --- CUDA (run on a GPU machine: scripts/gpu_check.sh; skipped in CI) ------------------------

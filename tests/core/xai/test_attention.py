@@ -143,7 +143,7 @@ def test_attention_and_rollout_differ_on_a_deep_model(pixels):
 
 
 def test_unknown_explainer_is_a_clear_error():
-    with pytest.raises(ValueError, match="Unknown explainer"):
+    with pytest.raises(ValueError, match="unknown explainer"):
         get_explainer("gradcam")
 
 

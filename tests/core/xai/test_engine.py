@@ -306,10 +306,13 @@ def test_step_counts():
 
 def test_config_validation_and_bad_input(data):
     images, labels, _ = data
-    assert XAIConfig.from_dict(None) == XAIConfig()
-    assert XAIConfig.from_dict({"steps": 8}).steps == 8
-    with pytest.raises(ValueError, match="Unknown XAI settings"):
-        XAIConfig.from_dict({"step": 8})
+    assert XAIConfig.from_params(None) == XAIConfig()
+    assert XAIConfig.from_params({"steps": 8}).steps == 8
+    with pytest.raises(
+        ValueError,
+        match=r"unknown setting xai_silver\.engine\.step; allowed under xai_silver\.engine",
+    ):
+        XAIConfig.from_params({"step": 8})
     with pytest.raises(ValueError, match="perturbation"):
         XAIConfig(perturbation="grey")
     with pytest.raises(ValueError, match="steps"):

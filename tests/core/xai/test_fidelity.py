@@ -8,7 +8,12 @@ import torch
 
 from tests.core.tiny import tiny_backbone
 from xai_kedro.core.models.classifier import ViTClassifier
-from xai_kedro.core.xai.curves import _ChunkScorer, _target_logprob, separable_gaussian_blur
+from xai_kedro.core.xai.curves import (
+    ExplainedChunk,
+    _ChunkScorer,
+    _target_logprob,
+    separable_gaussian_blur,
+)
 from xai_kedro.core.xai.explainers import get_explainer
 from xai_kedro.core.xai.fidelity import (
     check_sparsities,
@@ -84,7 +89,8 @@ def batched(model, pixel_values, heat, config, levels):
         target = logits.argmax(dim=1)
         lp = _target_logprob(logits, target)
         scorer = _ChunkScorer(model, config, torch.device("cpu"))
-        curves = fidelity_curves(scorer, pixel_values, tokens, heat, target, lp, levels)
+        chunk = ExplainedChunk(pixel_values, tokens, heat, target, lp)
+        curves = fidelity_curves(scorer, chunk, levels)
     return curves, target
 
 

@@ -12,7 +12,7 @@ from tests.core.tiny import tiny_backbone
 from xai_kedro.core.data.preprocessing import normalise
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.inference import images_x255
-from xai_kedro.core.xai.curves import _ChunkScorer, _target_logprob
+from xai_kedro.core.xai.curves import ExplainedChunk, _ChunkScorer, _target_logprob
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.explainers import configured_explainers, get_explainer
 from xai_kedro.core.xai.fidelity import fidelity_areas, fidelity_curves
@@ -74,9 +74,8 @@ def test_scores_follow_the_xai_stage_and_fidelity(data):
         logits, heat = get_explainer("rise")(model, tokens)
         target = logits.argmax(dim=1)
         scorer = _ChunkScorer(model, config, torch.device("cpu"))
-        curves = fidelity_curves(
-            scorer, pixel_values, tokens, heat, target, _target_logprob(logits, target), LEVELS
-        )
+        chunk = ExplainedChunk(pixel_values, tokens, heat, target, _target_logprob(logits, target))
+        curves = fidelity_curves(scorer, chunk, LEVELS)
     plus, minus = fidelity_areas(curves)
     rise = scores[scores["explainer"] == "rise"]
     np.testing.assert_allclose(rise["fidelity_plus_auc"], plus.numpy(), atol=1e-6)
@@ -123,13 +122,13 @@ def test_bad_input_and_settings_are_clear_errors(data):
         score_explainers(model, images, None, {}, predicted)
     with pytest.raises(ValueError, match="target must be 'predicted'"):
         score_explainers(model, images, None, explainers, XAIConfig(target="label"))
-    with pytest.raises(ValueError, match=r"Unknown leaderboard settings \['images'\]"):
-        LeaderboardConfig.from_dict({"images": 3})
+    with pytest.raises(ValueError, match=r"unknown setting xai_silver\.leaderboard\.images;"):
+        LeaderboardConfig.from_params({"images": 3})
     with pytest.raises(ValueError, match="Unknown settings"):
-        LeaderboardConfig.from_dict({"explainers": {"rise": {"mask": 3}}})
+        LeaderboardConfig.from_params({"explainers": {"rise": {"mask": 3}}})
     with pytest.raises(ValueError, match="images_per_adapter"):
-        LeaderboardConfig.from_dict({"images_per_adapter": 0})
-    config = LeaderboardConfig.from_dict(
+        LeaderboardConfig.from_params({"images_per_adapter": 0})
+    config = LeaderboardConfig.from_params(
         {"explainers": {"rollout": None}, "sparsities": [0.2, 0.4], "adapters": ["a"]}
     )
     assert config.sparsities == (0.2, 0.4) and config.adapters == ("a",)

@@ -105,7 +105,7 @@ def test_bounded_ratio_clips_at_one_and_survives_a_tiny_clean_probability():
 
 
 def test_label_free_declarations_hold_nothing_from_labels_or_masks():
-    from xai_kedro.core.meta.features import ANALYSIS_FEATURES, XAI_FEATURES
+    from xai_kedro.core.meta.prediction.features import ANALYSIS_FEATURES, XAI_FEATURES
 
     declared = {m.name: m for m in XAI_METRICS.values()}
     assert "object_attention_share" in ANALYSIS_FEATURES

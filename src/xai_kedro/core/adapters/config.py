@@ -9,10 +9,11 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from xai_kedro.core.common.settings import Settings, SettingsError, check_keys
 from xai_kedro.core.data.augment import AugmentConfig
 from xai_kedro.core.models.classifier import ROLE_SUFFIXES
 
@@ -25,6 +26,9 @@ ADAPTER_FORMAT_VERSION = 1
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _ALPHA_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*r\s*$")
+
+
+_AUGMENTATION = "adapter_training.zoo.members[].augmentation"
 
 
 def _parse_roles(value: Any) -> tuple[str, ...]:
@@ -53,7 +57,7 @@ def _parse_alpha(value: Any, rank: int) -> float:
 
 
 @dataclass(frozen=True)
-class AdapterConfig:
+class AdapterConfig(Settings):
     """One member of the adapter zoo; every field but `adapter_id` defines what gets trained.
 
     rank 0 is the linear probe (head only, no LoRA); the LoRA fields are then ignored.
@@ -62,6 +66,8 @@ class AdapterConfig:
     `momentum` is only used by SGD. `grad_accumulation` micro-batches make one optimizer step
     (effective batch = batch_size * grad_accumulation).
     """
+
+    PATH = "adapter_training.zoo.members[]"
 
     adapter_id: str
     rank: int = 0
@@ -94,7 +100,7 @@ class AdapterConfig:
         set_(self, "rank", int(self.rank))
         set_(self, "alpha", _parse_alpha(self.alpha, self.rank))
         set_(self, "target_roles", _parse_roles(self.target_roles))
-        set_(self, "augmentation", AugmentConfig.from_dict(self.augmentation))
+        set_(self, "augmentation", AugmentConfig.from_params(self.augmentation, _AUGMENTATION))
         for name in ("use_dora", "use_rslora"):
             set_(self, name, bool(getattr(self, name)))
         for name in ("dropout", "lr", "weight_decay", "momentum", "warmup_ratio"):
@@ -121,20 +127,18 @@ class AdapterConfig:
             raise ValueError("epochs, batch_size and grad_accumulation must all be >= 1")
 
     @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> AdapterConfig:
-        """From parameters (YAML); unknown keys are an error so a typo cannot go unnoticed."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown adapter config keys {unknown}; expected some of {sorted(known)}"
-            )
-        if "adapter_id" not in params:
-            raise ValueError("adapter config needs an adapter_id")
-        return cls(**params)
+    def from_params(
+        cls, params: Mapping[str, Any] | AdapterConfig | None = None, path: str = ""
+    ) -> AdapterConfig:
+        """From parameters (YAML): the shared unknown-key check, and a missing `adapter_id`
+        named as such rather than as a missing constructor argument."""
+        if isinstance(params, Mapping) and "adapter_id" not in params:
+            check_keys(params, cls.setting_names(), path or cls.PATH)
+            raise SettingsError(f"{path or cls.PATH}: adapter config needs an adapter_id")
+        return super().from_params(params, path)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (lists, not tuples) that `from_dict` turns back into an equal config."""
+        """JSON-ready dict (lists, not tuples) that `from_params` turns back into an equal config."""
         out = dataclasses.asdict(self)
         out["target_roles"] = list(self.target_roles)
         out["augmentation"] = self.augmentation.to_dict()

@@ -55,10 +55,13 @@ def save_adapter(
     cfg: AdapterConfig,
     directory: str | os.PathLike,
     extra_metadata: dict[str, Any],
+    class_names: list[str] | None = None,
 ) -> Path:
     """Write one adapter atomically: PEFT files (rank > 0), head, metadata, COMPLETE last.
 
     `extra_metadata` must hold "config_hash" (see `config_hash`); metrics etc. go in too.
+    `class_names` (label index -> name, from Bronze's label_name) are stored so that scoring a
+    new image can name its class rather than print an integer.
     The PEFT files use `PeftModel.save_pretrained` key names, so `PeftModel.from_pretrained`
     can load them onto the same backbone.
     """
@@ -85,7 +88,9 @@ def save_adapter(
             "adapter_id": cfg.adapter_id,
             "config": cfg.to_dict(),
             "num_classes": int(classifier.head.out_features),
-            "hidden_size": int(classifier.head.in_features // 2),
+            "hidden_size": int(classifier.backbone.config.hidden_size),
+            "backbone_family": classifier.family.name,
+            **({"class_names": [str(c) for c in class_names]} if class_names else {}),
             "versions": {
                 "torch": torch.__version__,
                 "transformers": transformers.__version__,

@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from xai_kedro.core.adapters.config import AdapterConfig
+from xai_kedro.core.common.settings import check_keys
+
+ZOO_PATH = "adapter_training.zoo"
 
 _ID_ABBREVIATIONS = {
     "dropout": "do",
@@ -74,9 +77,9 @@ def _member_config(
 ) -> AdapterConfig:
     params = {**defaults, **overrides}
     if params.get("adapter_id") is None:
-        probe = AdapterConfig.from_dict({**params, "adapter_id": "tmp"})
+        probe = AdapterConfig.from_params({**params, "adapter_id": "tmp"})
         params["adapter_id"] = default_adapter_id(probe, extra)
-    return AdapterConfig.from_dict(params)
+    return AdapterConfig.from_params(params)
 
 
 def expand_zoo(zoo_params: dict[str, Any]) -> list[AdapterConfig]:
@@ -88,9 +91,7 @@ def expand_zoo(zoo_params: dict[str, Any]) -> list[AdapterConfig]:
     """
     if not isinstance(zoo_params, dict):
         raise TypeError(f"zoo parameters must be a dict, got {type(zoo_params).__name__}")
-    unknown = sorted(set(zoo_params) - {"defaults", "members", "grid"})
-    if unknown:
-        raise ValueError(f"Unknown zoo keys {unknown}; expected defaults, members, grid")
+    check_keys(zoo_params, ("defaults", "members", "grid"), ZOO_PATH)
     defaults = dict(zoo_params.get("defaults") or {})
     members = list(zoo_params.get("members") or [])
     grid = dict(zoo_params.get("grid") or {})

@@ -1,0 +1,1 @@
+"""The backbone and the classifier every stage shares, its training loop and batched inference."""

@@ -1,4 +1,7 @@
-"""DINOv2 backbones: load (hub id or local dir, offline-first), build/pre-train small ones, store.
+"""ViT backbones: load (hub id or local dir, offline-first), build/pre-train small ones, store.
+
+Any architecture of the `core.models.families.BACKBONES` registry loads (DINOv2, ViT, DeiT,
+CLIP and SigLIP vision towers, ...); another model type fails naming the registered families.
 
 Loading never trusts remote code and reads safetensors only. Offline is the default: when the
 weights are not on this machine, `BackboneUnavailableError` says exactly how to provide them.
@@ -22,17 +25,24 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 from xai_kedro.core.common.atomic import atomic_directory
+from xai_kedro.core.common.errors import UserError
+from xai_kedro.core.models.families import (
+    BackboneFamily,
+    family_for_model_type,
+    preprocessing,
+    set_pixel_stats,
+)
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_MODEL_TYPES = ("dinov2", "dinov2_with_registers")
+SUPPORTED_MODEL_TYPES = ("dinov2", "dinov2_with_registers")  # the base env's own (pretrain)
 # Config keys that describe the writer, not the model: excluded from the fingerprint.
 VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "dtype", "torch_dtype")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _TRUTHY = {"1", "true", "yes", "on"}
 
 
-class BackboneUnavailableError(RuntimeError):
+class BackboneUnavailableError(UserError, RuntimeError):
     """The backbone weights are not on this machine (offline) or the local path is unusable."""
 
 
@@ -67,12 +77,9 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
-def _check_model_type(model_type: str | None, source: str) -> None:
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(
-            f"Backbone {source!r} is a {model_type!r} model; only DINOv2 backbones "
-            f"({', '.join(SUPPORTED_MODEL_TYPES)}) are supported"
-        )
+def _check_model_type(model_type: str | None, source: str) -> BackboneFamily:
+    """The registered family of `model_type`; a ValueError listing the families otherwise."""
+    return family_for_model_type(model_type, source)
 
 
 def _local_dir_problem(directory: Path) -> str | None:
@@ -108,7 +115,7 @@ def _unavailable_message(
     if "/" in source and not Path(source).exists():
         note = f"\n(If {source!r} was meant as a local directory: it does not exist.)"
     return (
-        f"DINOv2 backbone {source!r}{f' (revision {revision})' if revision else ''} is not available: "
+        f"Backbone {source!r}{f' (revision {revision})' if revision else ''} is not available: "
         f"its config/safetensors weights are not in the Hugging Face cache at {cache_dir} "
         f"({cache_origin}); loading ran {mode}.{note}\n"
         "To provide the weights:\n"
@@ -130,7 +137,7 @@ def load_backbone(
     cache_dir: str | None = None,
     revision: str | None = None,
 ) -> nn.Module:
-    """A DINOv2(-with-registers) model from a hub id or a local directory: fp32, eval, frozen.
+    """A registered family's model from a hub id or a local directory: fp32, eval, frozen.
 
     Keeps the default SDPA attention (never forced to eager). `HF_HUB_OFFLINE=1` forces offline
     loading even with `local_files_only=False`.
@@ -160,8 +167,13 @@ def load_backbone(
 
     try:
         config = AutoConfig.from_pretrained(location, trust_remote_code=False, **load_kwargs)
-        _check_model_type(getattr(config, "model_type", None), source)
-        model = AutoModel.from_pretrained(
+        family = _check_model_type(getattr(config, "model_type", None), source)
+        loader: Any = AutoModel
+        if config.model_type in family.full_model_types:  # image-text: its vision tower only
+            import transformers
+
+            loader, config = getattr(transformers, family.vision_class), config.vision_config
+        model = loader.from_pretrained(
             location,
             config=config,
             trust_remote_code=False,
@@ -177,7 +189,40 @@ def load_backbone(
         raise BackboneUnavailableError(
             _unavailable_message(source, revision, cache, origin, offline, exc)
         ) from exc
-    return freeze(model.float())
+    return freeze(_with_pixel_stats(model.float(), family, location, is_local, load_kwargs))
+
+
+def _with_pixel_stats(
+    model: nn.Module,
+    family: BackboneFamily,
+    location: str,
+    is_local: bool,
+    load_kwargs: dict[str, Any],
+) -> nn.Module:
+    """Store on the model the (mean, std) of its checkpoint's preprocessor_config.json, else its
+    family's: every stage normalises with them (families.pixel_stats)."""
+    stats = preprocessing(_checkpoint_dir(location, is_local, load_kwargs), family)
+    return set_pixel_stats(model, stats["mean"], stats["std"])
+
+
+def _checkpoint_dir(location: str, is_local: bool, load_kwargs: dict[str, Any]) -> Path | None:
+    """The directory holding the checkpoint's `preprocessor_config.json` (for a hub id, its cache
+    snapshot, fetched like the weights); None when it has none."""
+    if is_local:
+        return Path(location)
+    from transformers.utils import cached_file
+
+    try:
+        found = cached_file(
+            location,
+            "preprocessor_config.json",
+            **load_kwargs,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+    except OSError:
+        return None
+    return Path(found).parent if found else None
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -223,7 +268,7 @@ def small_backbone_config(
 
 
 def build_backbone(config: PretrainedConfig) -> nn.Module:
-    """A randomly initialised DINOv2 model for `config` (SDPA attention)."""
+    """A randomly initialised model of a registered family for `config` (SDPA attention)."""
     _check_model_type(getattr(config, "model_type", None), type(config).__name__)
     return AutoModel.from_config(config, attn_implementation="sdpa", trust_remote_code=False)
 
@@ -296,3 +341,60 @@ def backbone_fingerprint(
             while block := handle.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------ early check
+class BackboneCheckError(UserError, ValueError):
+    """An unusable `backbone` setting found on the driver before any image is read (one line)."""
+
+
+def _checkpoint_config(source: str, local_files_only: bool) -> dict[str, Any] | None:
+    """config.json of a local dir or a cached hub id; None for a hub id that may be downloaded."""
+    local = Path(os.path.expanduser(source))
+    if not (local.is_dir() or _looks_like_path(source)):
+        if not (local_files_only or _env_flag("HF_HUB_OFFLINE")):
+            return None  # downloaded in prepare_backbone
+        try:
+            local = resolve_weights_dir(source)
+        except BackboneUnavailableError:
+            cache = hf_cache_dir()[0]
+            raise BackboneCheckError(
+                f"backbone.source: {source!r} is not in the Hugging Face cache at {cache} "
+                f"(offline): run `hf download {source}` on a machine with internet access or "
+                "point backbone.source at a local checkpoint directory"
+            ) from None
+    problem = _local_dir_problem(local)
+    if problem:
+        raise BackboneCheckError(f"backbone.source: {problem}")
+    try:
+        return json.loads((local / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BackboneCheckError(
+            f"backbone.source: {str(local / 'config.json')!r} is not readable JSON ({exc})"
+        ) from None
+
+
+def check_backbone_setting(
+    source: str, input_size: int | None, *, local_files_only: bool = True
+) -> BackboneFamily | None:
+    """Check the configured checkpoint from its files alone (no weights are loaded).
+
+    Missing or unusable checkpoint, a model type no family accepts, an input size that is not a
+    multiple of its patch size: `BackboneCheckError`, one line naming the setting. Returns the
+    family (None for a hub id that will be downloaded later).
+    """
+    raw = _checkpoint_config(str(source).strip(), local_files_only)
+    if raw is None:
+        return None
+    try:
+        family = family_for_model_type(raw.get("model_type"), str(source))
+    except ValueError as exc:
+        raise BackboneCheckError(str(exc)) from None
+    vision = raw.get("vision_config") or {}
+    patch = raw.get("patch_size") or vision.get("patch_size")
+    if input_size and patch and int(input_size) % int(patch):
+        raise BackboneCheckError(
+            f"backbone.input_size: {input_size} is not a multiple of the checkpoint's patch "
+            f"size {patch} ({source!r})"
+        )
+    return family

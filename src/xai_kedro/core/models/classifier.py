@@ -1,4 +1,7 @@
-"""The classifier every stage shares: a DINOv2 backbone and a linear head on [CLS ; mean patch].
+"""The classifier every stage shares: a ViT backbone and a linear head on [CLS ; mean patch].
+
+The backbone's family (`core.models.families`) says where its blocks, norms and prefix tokens
+are; a family with no CLS token (SigLIP) gets a head on the mean patch token alone.
 
 The forward is split into `embed` -> `encode` -> `head_logits` so that the XAI engine can drop
 patch tokens between embedding and encoder (token_drop perturbation) and read the input of the
@@ -10,36 +13,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Linear-layer roles and the module-name suffixes they have across transformers versions:
-# transformers < 5.18 names them `attention.attention.query`, >= 5.18 `attention.q_proj`.
-ROLE_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "query": ("attention.attention.query", "attention.q_proj"),
-    "key": ("attention.attention.key", "attention.k_proj"),
-    "value": ("attention.attention.value", "attention.v_proj"),
-    "output": ("attention.output.dense", "attention.o_proj"),
-    "fc1": ("mlp.fc1",),
-    "fc2": ("mlp.fc2",),
-}
+from xai_kedro.core.models.families import BACKBONES, BackboneFamily, family_of
+
+# DINOv2's linear-layer roles and their module-name suffixes across transformers versions
+# (< 5.18 `attention.attention.query`, >= 5.18 `attention.q_proj`); other families declare theirs.
+ROLE_SUFFIXES: dict[str, tuple[str, ...]] = dict(BACKBONES.get("dinov2").roles)
 
 
-def role_module(layer: nn.Module, role: str) -> nn.Linear:
-    """The linear layer playing `role` inside one transformer block, whatever its name."""
-    if role not in ROLE_SUFFIXES:
-        raise ValueError(f"Unknown role {role!r}; expected one of {sorted(ROLE_SUFFIXES)}")
-    modules = dict(layer.named_modules())
-    for suffix in ROLE_SUFFIXES[role]:
-        module = modules.get(suffix)
-        if module is not None:
-            # PEFT wraps the linear; its `base_layer` keeps the original weights.
-            return module
-    raise KeyError(
-        f"No module for role {role!r} in {type(layer).__name__}: {sorted(modules)[:12]}…"
-    )
+def role_module(layer: nn.Module, role: str, family: BackboneFamily | None = None) -> nn.Module:
+    """The linear layer playing `role` inside one block of `family` (DINOv2 by default).
+
+    PEFT wraps the linear; its `base_layer` keeps the original weights.
+    """
+    return (family or BACKBONES.get("dinov2")).role_module(layer, role)
 
 
 def num_prefix_tokens(backbone: nn.Module) -> int:
-    """CLS plus register tokens (DINOv2 with registers) that precede the patch tokens."""
-    return 1 + int(getattr(backbone.config, "num_register_tokens", 0) or 0)
+    """The tokens before the patches (CLS, registers, distillation token) of this backbone."""
+    return family_of(backbone).num_prefix(backbone.config)
 
 
 def _layer_output(out: torch.Tensor | tuple) -> torch.Tensor:
@@ -48,14 +39,15 @@ def _layer_output(out: torch.Tensor | tuple) -> torch.Tensor:
 
 
 class ViTClassifier(nn.Module):
-    """Frozen-or-adapted DINOv2 backbone + linear head on concat(CLS, mean of patch tokens)."""
+    """Frozen-or-adapted ViT backbone + linear head on concat(CLS, mean of patch tokens)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int) -> None:
         super().__init__()
         self.backbone = backbone
+        self.family = family_of(backbone)
         hidden = backbone.config.hidden_size
-        self.head = nn.Linear(2 * hidden, num_classes)
-        self.n_prefix = num_prefix_tokens(backbone)
+        self.head = nn.Linear((2 if self.family.has_cls else 1) * hidden, num_classes)
+        self.n_prefix = self.family.num_prefix(backbone.config)
 
     @property
     def image_size(self) -> int:
@@ -70,11 +62,17 @@ class ViTClassifier(nn.Module):
         return (self.image_size // self.patch_size) ** 2
 
     def encoder_layers(self) -> nn.ModuleList:
-        return self.backbone.encoder.layer
+        return self.family.encoder_layers(self.backbone)
+
+    def role_module(self, layer: nn.Module, role: str) -> nn.Module:
+        return self.family.role_module(layer, role)
+
+    def pre_attention_norm(self, layer: nn.Module) -> nn.Module:
+        return self.family.pre_attention_norm(layer)
 
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Patch + position embeddings with CLS/register tokens prepended: [B, P + N, D]."""
-        return self.backbone.embeddings(pixel_values)
+        """Patch + position embeddings with the prefix tokens prepended: [B, P + N, D]."""
+        return self.family.embed(self.backbone, pixel_values)
 
     def encode(
         self, tokens: torch.Tensor, return_last_input: bool = False
@@ -82,17 +80,22 @@ class ViTClassifier(nn.Module):
         """Run all blocks and the final LayerNorm; optionally also return the last block's input."""
         hidden = tokens
         layers = self.encoder_layers()
+        call = self.family.call_layer
         for layer in layers[:-1]:
-            hidden = _layer_output(layer(hidden))
+            hidden = _layer_output(call(layer, hidden))
         last_input = hidden
-        hidden = _layer_output(layers[-1](hidden))
-        hidden = self.backbone.layernorm(hidden)
+        hidden = _layer_output(call(layers[-1], hidden))
+        hidden = self.family.final_layernorm(self.backbone)(hidden)
         return (hidden, last_input) if return_last_input else hidden
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
-        """[CLS ; mean patch]; with no patch token left the mean is a defined zero vector."""
-        cls = hidden[:, 0]
+        """[CLS ; mean patch] (mean patch alone without CLS); no patch left: a zero mean vector."""
         patches = hidden[:, self.n_prefix :]
+        if not self.family.has_cls:
+            if patches.shape[1] == 0:
+                return hidden.new_zeros(hidden.shape[0], hidden.shape[2])
+            return patches.mean(dim=1)
+        cls = hidden[:, 0]
         mean = torch.zeros_like(cls) if patches.shape[1] == 0 else patches.mean(dim=1)
         return torch.cat([cls, mean], dim=-1)
 

@@ -31,12 +31,13 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from xai_kedro.core.common.settings import Settings, check_choice
 from xai_kedro.core.models.classifier import ViTClassifier
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 
 
 @dataclass(frozen=True)
-class CompileSettings:
+class CompileSettings(Settings):
     """Settings of the compiled forwards (parameters `execution.compile` in conf/).
 
     enabled: "auto" (on for CUDA, off on CPU), true or false.
@@ -62,6 +63,8 @@ class CompileSettings:
     max_graphs: distinct shapes one forward may compile; further shapes run eager.
     """
 
+    PATH = "execution.compile"
+
     enabled: bool | str = "auto"
     mode: str = "default"
     backend: str = "inductor"
@@ -71,29 +74,14 @@ class CompileSettings:
     max_graphs: int = 32
 
     def __post_init__(self) -> None:
-        if self.enabled not in ENABLED:
-            raise ValueError(f"compile.enabled must be one of {ENABLED}, got {self.enabled!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"compile.mode must be one of {MODES}, got {self.mode!r}")
-        if self.shapes not in SHAPES:
-            raise ValueError(f"compile.shapes must be one of {SHAPES}, got {self.shapes!r}")
+        check_choice(self.enabled, ENABLED, "compile.enabled")
+        check_choice(self.mode, MODES, "compile.mode")
+        check_choice(self.shapes, SHAPES, "compile.shapes")
         if not isinstance(self.backend, str) or not self.backend:
             raise ValueError(f"compile.backend must name a torch.compile backend: {self.backend!r}")
         for name in ("min_rows", "buckets_per_octave", "max_graphs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"compile.{name} must be >= 1, got {getattr(self, name)}")
-
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | None) -> CompileSettings:
-        """Build from a parameters mapping; unknown keys are an error (typos must not pass)."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown compile settings {unknown}; expected some of {sorted(known)}"
-            )
-        return cls(**params)
 
     def active_on(self, device: torch.device | str) -> bool:
         """Whether forwards on `device` are compiled: "auto" means on CUDA only."""
@@ -295,8 +283,7 @@ def compile_forwards(
     device) or the model is compiled already. The model must be in eval mode: the graphs are
     inference graphs.
     """
-    if not isinstance(settings, CompileSettings):
-        settings = CompileSettings.from_dict(settings)
+    settings = CompileSettings.from_params(settings)
     if device is None:
         device = next(model.parameters()).device
     if not settings.active_on(device) or is_compiled(model):

@@ -8,6 +8,7 @@ from torch import nn
 
 from xai_kedro.core.common.device import autocast_for
 from xai_kedro.core.data.preprocessing import to_model_input
+from xai_kedro.core.models.families import pixel_stats
 
 
 @torch.inference_mode()
@@ -24,8 +25,9 @@ def embed_images(
         raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
     outputs = []
     host = torch.from_numpy(np.ascontiguousarray(images))
+    mean, std = pixel_stats(backbone)
     for start in range(0, len(images), batch_size):
-        x = to_model_input(host[start : start + batch_size], input_size, device)
+        x = to_model_input(host[start : start + batch_size], input_size, device, mean, std)
         with autocast_for(device):
             hidden = backbone(pixel_values=x).last_hidden_state
         outputs.append(hidden[:, 0].float().cpu())

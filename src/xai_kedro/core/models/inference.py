@@ -20,6 +20,7 @@ from torch import nn
 from xai_kedro.core.common.columns import Column, names
 from xai_kedro.core.common.device import autocast_for
 from xai_kedro.core.data.preprocessing import normalise, resize_uint8
+from xai_kedro.core.models.families import Triple, pixel_stats
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +134,13 @@ def seeds_tensor(seeds: np.ndarray | None, n: int) -> torch.Tensor:
 
 
 def model_input(
-    x255: torch.Tensor, transform: Transform | None = None, seeds: torch.Tensor | None = None
+    x255: torch.Tensor,
+    transform: Transform | None = None,
+    seeds: torch.Tensor | None = None,
+    stats: tuple[Triple, Triple] | None = None,
 ) -> torch.Tensor:
-    """Apply `transform` (if any) to the 0..255 image, then normalise: the model's pixel input."""
+    """Apply `transform` (if any) to the 0..255 image, then normalise with `stats` (mean, std;
+    default ImageNet, DINOv2's): the model's pixel input (see `families.pixel_stats`)."""
     if transform is not None:
         if seeds is None:
             raise ValueError("a transform needs per-image seeds")
@@ -145,7 +150,7 @@ def model_input(
                 f"transform changed the shape {tuple(x255.shape)} -> {tuple(out.shape)}"
             )
         x255 = out.float()
-    return normalise(x255)
+    return normalise(x255) if stats is None else normalise(x255, *stats)
 
 
 def predict_logits(
@@ -163,10 +168,12 @@ def predict_logits(
     host = as_uint8_images(images)
     size = resolve_input_size(model, input_size)
     all_seeds = seeds_tensor(seeds, host.shape[0])
+    stats = pixel_stats(model)
     out = []
     with torch.inference_mode():
         for sl in iter_batches(host.shape[0], batch_size):
-            x = model_input(images_x255(host[sl], size, device), transform, all_seeds[sl])
+            x255 = images_x255(host[sl], size, device)
+            x = model_input(x255, transform, all_seeds[sl], stats)
             with autocast_for(device):
                 out.append(model(x).float().cpu())
     if not out:
@@ -218,22 +225,9 @@ def evaluate_transforms(
         seeds_tensor(seeds(spec) if callable(seeds) else seeds, n) for spec in transforms
     ]
     n_t = len(transforms)
-    chunk = max(1, batch_size // n_t)
-    logits = torch.empty(0)
-    with torch.inference_mode():
-        for sl in iter_batches(n, chunk):
-            x255 = images_x255(host[sl], size, device)
-            x = torch.cat(
-                [
-                    model_input(x255, spec.fn, s[sl])
-                    for spec, s in zip(transforms, per_spec_seeds, strict=True)
-                ]
-            )
-            with autocast_for(device):
-                out = model(x).float().cpu()
-            if logits.numel() == 0:
-                logits = torch.empty(n_t, n, out.shape[1])
-            logits[:, sl] = out.view(n_t, -1, out.shape[1])
+    logits = _transformed_logits(
+        model, host, transforms, per_spec_seeds, size=size, device=device, batch_size=batch_size
+    )
     flat = logits.reshape(n_t * n, -1)
     stats = prediction_stats(flat, np.tile(labels_np, n_t))
     frame = pd.DataFrame(
@@ -248,3 +242,36 @@ def evaluate_transforms(
     )
     logger.debug("evaluated %d images x %d transforms", n, n_t)
     return frame[OOD_COLUMNS]
+
+
+def _transformed_logits(
+    model: nn.Module,
+    host: torch.Tensor,
+    transforms: Sequence[TransformSpec],
+    per_spec_seeds: Sequence[torch.Tensor],
+    *,
+    size: int,
+    device: torch.device,
+    batch_size: int,
+) -> torch.Tensor:
+    """Logits [T, N, C] of every image under every transform: each image chunk is resized once
+    and all its transformed copies go through one forward of about `batch_size` rows."""
+    n, n_t = host.shape[0], len(transforms)
+    chunk = max(1, batch_size // n_t)
+    logits = torch.empty(0)
+    stats = pixel_stats(model)
+    with torch.inference_mode():
+        for sl in iter_batches(n, chunk):
+            x255 = images_x255(host[sl], size, device)
+            x = torch.cat(
+                [
+                    model_input(x255, spec.fn, s[sl], stats)
+                    for spec, s in zip(transforms, per_spec_seeds, strict=True)
+                ]
+            )
+            with autocast_for(device):
+                out = model(x).float().cpu()
+            if logits.numel() == 0:
+                logits = torch.empty(n_t, n, out.shape[1])
+            logits[:, sl] = out.view(n_t, -1, out.shape[1])
+    return logits

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,25 +13,73 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from xai_kedro.core.common.rng import seeded_rng
+from xai_kedro.core.common.settings import Settings, check_keys
 from xai_kedro.core.data.augment import AugmentConfig
-from xai_kedro.core.models.backbone import build_backbone, freeze
+from xai_kedro.core.models.backbone import build_backbone, freeze, small_backbone_config
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.training import LoopSettings, fit
+
+
+@dataclass(frozen=True)
+class PretrainSettings(Settings):
+    """The pre-training block (parameters `backbone.pretrain`): the model shape and the loop.
+
+    enabled: whether the ingestion pre-trains the backbone at all (read by its node).
+    model: `core.models.backbone.small_backbone_config` arguments (the model shape).
+    epochs, batch_size, lr, weight_decay, warmup_ratio, augment: the training loop (AdamW,
+        linear warmup then cosine decay).
+    """
+
+    PATH = "backbone.pretrain"
+
+    enabled: bool = False
+    model: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen dataclass: normalise the fields once here
+        set_(self, "model", dict(self.model or {}))
+        check_keys(self.model, inspect.signature(small_backbone_config).parameters, _MODEL_PATH)
+        for name in ("epochs", "batch_size"):
+            set_(self, name, int(getattr(self, name)))
+        for name in ("lr", "weight_decay", "warmup_ratio"):
+            set_(self, name, float(getattr(self, name)))
+        set_(self, "augment", AugmentConfig.from_params(self.augment, f"{self.PATH}.augment"))
+
+    def backbone_config(self) -> PretrainedConfig:
+        """The config of the fresh backbone to pre-train."""
+        return small_backbone_config(**self.model)
+
+    def loop(self, seed: int) -> LoopSettings:
+        """The training loop's settings (seeded by the run's seed)."""
+        return LoopSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            seed=seed,
+            optimizer="adamw",
+            lr_schedule="cosine",
+            warmup_ratio=self.warmup_ratio,
+            augment=self.augment,
+        )
+
+
+_MODEL_PATH = f"{PretrainSettings.PATH}.model"
 
 
 def pretrain_backbone(
     images: np.ndarray,
     labels: np.ndarray,
-    config: PretrainedConfig,
+    settings: PretrainSettings,
     *,
-    epochs: int = 30,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    weight_decay: float = 0.05,
     seed: int = 0,
     device: torch.device | str | None = None,
-    augment: dict[str, Any] | None = None,
-    warmup_ratio: float = 0.1,
     val_images: np.ndarray | None = None,
     val_labels: np.ndarray | None = None,
     progress: bool = True,
@@ -47,24 +98,14 @@ def pretrain_backbone(
     num_classes = int(labels.max()) + 1
     if num_classes < 2:
         raise ValueError("pre-training needs at least two classes")
+    config = settings.backbone_config()
     with seeded_rng(seed):
         backbone = build_backbone(config)
         classifier = ViTClassifier(backbone, num_classes)
     classifier.requires_grad_(True)
-    settings = LoopSettings(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        seed=seed,
-        optimizer="adamw",
-        lr_schedule="cosine",
-        warmup_ratio=warmup_ratio,
-        augment=AugmentConfig.from_dict(augment),
-    )
     history = fit(
         classifier,
-        settings,
+        settings.loop(seed),
         images,
         labels,
         input_size=int(config.image_size),

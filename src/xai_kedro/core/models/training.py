@@ -30,6 +30,7 @@ from xai_kedro.core.common.rng import seeded_rng
 from xai_kedro.core.data.augment import AugmentConfig, augment_batch, eval_view
 from xai_kedro.core.data.preprocessing import normalise
 from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.families import pixel_stats
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +142,10 @@ def evaluate(
     classifier.eval()
     data = torch.from_numpy(np.ascontiguousarray(images))
     preds, loss_sum = [], torch.zeros((), device=device)
+    stats = pixel_stats(classifier)
     for start in range(0, len(images), batch_size):
         x = _model_input(data[start : start + batch_size], device)
-        x = normalise(eval_view(x, crop_size, input_size))
+        x = normalise(eval_view(x, crop_size, input_size), *stats)
         with autocast_for(device):
             logits = classifier(x)
         target = torch.as_tensor(labels[start : start + batch_size], device=device).long()
@@ -183,30 +185,17 @@ def fit(
     Each row: epoch, train_loss (mean over the epoch's augmented samples), train_accuracy, lr
     (at the epoch's last step) and, with a validation split, eval_loss/accuracy/f1/precision/recall.
     """
-    device = pick_device(device) if not isinstance(device, torch.device) else device
-    num_classes = int(classifier.head.out_features)
-    check_images(train_images, train_labels, num_classes, "training")
+    val = (val_images, val_labels)
     has_val = val_images is not None and val_labels is not None
-    if has_val:
-        check_images(val_images, val_labels, num_classes, "validation")
-    classifier.to(device)
-
+    device = _on_device(classifier, (train_images, train_labels), val if has_val else None, device)
     n = len(train_images)
     batches_per_epoch = math.ceil(n / settings.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / settings.grad_accumulation)
-    total_steps = settings.epochs * steps_per_epoch
-    warmup_steps = int(round(settings.warmup_ratio * total_steps))
     data = torch.from_numpy(np.ascontiguousarray(train_images))
     targets_all = torch.from_numpy(np.asarray(train_labels).astype(np.int64))
-    crop = settings.augment.crop_size
     history: list[dict[str, float]] = []
 
     with seeded_rng(settings.seed):
-        optimizer = _optimizer(classifier, settings)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: lr_factor(step, total_steps, warmup_steps, settings.lr_schedule),
-        )
+        optimizer, scheduler = _optimizer_and_schedule(classifier, settings, batches_per_epoch)
         order_rng = np.random.default_rng(settings.seed)
         aug_gen = torch.Generator().manual_seed(settings.seed)
         bar = tqdm(
@@ -215,54 +204,125 @@ def fit(
         for epoch in range(settings.epochs):
             classifier.train()
             order = torch.from_numpy(order_rng.permutation(n))
-            # Running sums stay on the device: no host sync per batch.
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            last_lr = settings.lr
-            optimizer.zero_grad(set_to_none=True)
-            for b in range(batches_per_epoch):
-                idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
-                group_start = (b // settings.grad_accumulation) * settings.grad_accumulation
-                group_size = min(settings.grad_accumulation, batches_per_epoch - group_start)
-                x = augment_batch(
-                    _model_input(data[idx], device), settings.augment, input_size, aug_gen
-                )
-                y = targets_all[idx].to(device, non_blocking=True)
-                with autocast_for(device):
-                    logits = classifier(normalise(x))
-                loss = F.cross_entropy(logits.float(), y)
-                (loss / group_size).backward()
-                loss_sum += loss.detach() * len(idx)
-                correct += (logits.argmax(dim=-1) == y).sum()
-                if b - group_start + 1 == group_size:
-                    last_lr = optimizer.param_groups[0]["lr"]
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                bar.update(1)
-            row: dict[str, Any] = {
-                "epoch": epoch + 1,
-                "train_loss": float(loss_sum.item()) / n,
-                "train_accuracy": int(correct.item()) / n,
-                "lr": last_lr,
-            }
-            if has_val:
-                val = evaluate(
+            row: dict[str, Any] = {"epoch": epoch + 1}
+            row.update(
+                _train_epoch(
                     classifier,
-                    val_images,
-                    val_labels,
+                    (optimizer, scheduler),
+                    settings,
+                    (data, targets_all, order),
                     input_size=input_size,
                     device=device,
-                    batch_size=max(settings.batch_size, DEFAULT_EVAL_BATCH),
-                    crop_size=crop,
+                    aug_gen=aug_gen,
+                    bar=bar,
                 )
-                row.update({f"eval_{k}": v for k, v in val.items() if k != "n"})
+            )
+            if has_val:
+                row.update(_validation(classifier, val, settings, input_size, device))
             history.append(row)
             bar.set_postfix(epoch=epoch + 1, loss=f"{row['train_loss']:.3f}")
             logger.info("%s epoch %d/%d: %s", desc, epoch + 1, settings.epochs, format_metrics(row))
         bar.close()
     classifier.eval()
     return history
+
+
+def _on_device(
+    classifier: ViTClassifier,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray] | None,
+    device: torch.device | str | None,
+) -> torch.device:
+    """Check both splits against the head, then move the classifier to the resolved device."""
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    num_classes = int(classifier.head.out_features)
+    check_images(*train, num_classes, "training")
+    if val is not None:
+        check_images(*val, num_classes, "validation")
+    classifier.to(device)
+    return device
+
+
+def _validation(
+    classifier: ViTClassifier,
+    val: tuple[np.ndarray, np.ndarray],
+    settings: LoopSettings,
+    input_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """The epoch's eval_* columns: the validation split in the training crop's centre view."""
+    metrics = evaluate(
+        classifier,
+        *val,
+        input_size=input_size,
+        device=device,
+        batch_size=max(settings.batch_size, DEFAULT_EVAL_BATCH),
+        crop_size=settings.augment.crop_size,
+    )
+    return {f"eval_{k}": v for k, v in metrics.items() if k != "n"}
+
+
+def _optimizer_and_schedule(
+    classifier: nn.Module, settings: LoopSettings, batches_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimizer and its warmup + decay schedule over every optimizer step of the run."""
+    steps_per_epoch = math.ceil(batches_per_epoch / settings.grad_accumulation)
+    total_steps = settings.epochs * steps_per_epoch
+    warmup_steps = int(round(settings.warmup_ratio * total_steps))
+    optimizer = _optimizer(classifier, settings)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: lr_factor(step, total_steps, warmup_steps, settings.lr_schedule),
+    )
+    return optimizer, scheduler
+
+
+def _train_epoch(
+    classifier: ViTClassifier,
+    optimisation: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR],
+    settings: LoopSettings,
+    split: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    input_size: int,
+    device: torch.device,
+    aug_gen: torch.Generator,
+    bar: Any,
+) -> dict[str, float]:
+    """One pass over `split` = (uint8 images, labels, sample order): its mean loss, accuracy and
+    the LR of its last optimizer step. Micro-batches accumulate `grad_accumulation` at a time."""
+    optimizer, scheduler = optimisation
+    data, targets_all, order = split
+    n = len(order)
+    batches_per_epoch = math.ceil(n / settings.batch_size)
+    # Running sums stay on the device: no host sync per batch.
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    last_lr = settings.lr
+    stats = pixel_stats(classifier)
+    optimizer.zero_grad(set_to_none=True)
+    for b in range(batches_per_epoch):
+        idx = order[b * settings.batch_size : (b + 1) * settings.batch_size]
+        group_start = (b // settings.grad_accumulation) * settings.grad_accumulation
+        group_size = min(settings.grad_accumulation, batches_per_epoch - group_start)
+        x = augment_batch(_model_input(data[idx], device), settings.augment, input_size, aug_gen)
+        y = targets_all[idx].to(device, non_blocking=True)
+        with autocast_for(device):
+            logits = classifier(normalise(x, *stats))
+        loss = F.cross_entropy(logits.float(), y)
+        (loss / group_size).backward()
+        loss_sum += loss.detach() * len(idx)
+        correct += (logits.argmax(dim=-1) == y).sum()
+        if b - group_start + 1 == group_size:
+            last_lr = optimizer.param_groups[0]["lr"]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        bar.update(1)
+    return {
+        "train_loss": float(loss_sum.item()) / n,
+        "train_accuracy": int(correct.item()) / n,
+        "lr": last_lr,
+    }
 
 
 def format_metrics(row: dict[str, Any]) -> str:

@@ -8,6 +8,10 @@ from inputs captured with forward pre-hooks while the model itself runs with SDP
 
 Every explainer takes the embedded token sequence (so the XAI engine can embed once and reuse
 the embedding for token-drop perturbations) and returns `(logits, heatmap)` from ONE forward.
+
+The query row is the CLS token's; a family with no CLS token (SigLIP, which pools with an
+attention head the classifier does not use) takes the mean over all query rows instead: the
+attention each patch receives, the share it has in the mean-pooled token (docs/metrics.md).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xai_kedro.core.models.classifier import ViTClassifier, role_module
+from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.families import BACKBONES, BackboneFamily
 
 ROLLOUT_RESIDUAL_WEIGHT = 0.5  # Abnar & Zuidema: A' = 0.5 * A + 0.5 * I accounts for the skip path
 
@@ -29,11 +34,9 @@ def fp32(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=device.type, enabled=False)
 
 
-def _norm1(layer: nn.Module) -> nn.Module:
-    norm = getattr(layer, "norm1", None)
-    if norm is None:
-        raise AttributeError(f"{type(layer).__name__} has no `norm1`; not a DINOv2 block")
-    return norm
+def _norm1(layer: nn.Module, family: BackboneFamily | None = None) -> nn.Module:
+    """The block's pre-attention norm (DINOv2's `norm1`, ViT's `layernorm_before`, ...)."""
+    return (family or BACKBONES.get("dinov2")).pre_attention_norm(layer)
 
 
 def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -58,20 +61,25 @@ def _project_fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def attention_probs(
-    layer: nn.Module, hidden: torch.Tensor, num_heads: int, query_tokens: int | None = None
+    layer: nn.Module,
+    hidden: torch.Tensor,
+    num_heads: int,
+    query_tokens: int | None = None,
+    family: BackboneFamily | None = None,
 ) -> torch.Tensor:
     """Softmax attention [B, heads, Q, T] of one block, from that block's input `hidden`.
 
     Q is the first `query_tokens` tokens (1 = the CLS row only) or all of them. The norm, the
     query/key projections, the scores and the softmax are all float32 even under bf16 autocast
     (only the block input itself carries the model's precision); the softmax runs over ALL
-    tokens, as in the model.
+    tokens, as in the model. `family` names the block's modules (DINOv2 by default).
     """
+    family = family or BACKBONES.get("dinov2")
     with fp32(hidden.device):
-        x = _norm1(layer)(hidden.float())
+        x = family.pre_attention_norm(layer)(hidden.float())
         xq = x if query_tokens is None else x[:, :query_tokens]
-        q = _split_heads(_project_fp32(role_module(layer, "query"), xq), num_heads)
-        k = _split_heads(_project_fp32(role_module(layer, "key"), x), num_heads)
+        q = _split_heads(_project_fp32(family.role_module(layer, "query"), xq), num_heads)
+        k = _split_heads(_project_fp32(family.role_module(layer, "key"), x), num_heads)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
         return torch.softmax(scores, dim=-1)
 
@@ -96,7 +104,11 @@ def last_layer_cls_attention(model: ViTClassifier, last_input: torch.Tensor) -> 
     if last_input.ndim != 3:
         raise ValueError(f"last_input must be [B, T, D], got shape {tuple(last_input.shape)}")
     layer = model.encoder_layers()[-1]
-    cls_row = attention_probs(layer, last_input, num_heads_of(model), query_tokens=1)[:, :, 0]
+    heads, family = num_heads_of(model), model.family
+    if family.has_cls:
+        cls_row = attention_probs(layer, last_input, heads, query_tokens=1, family=family)[:, :, 0]
+    else:  # no CLS token: the attention each patch receives, mean over all queries
+        cls_row = attention_probs(layer, last_input, heads, family=family).mean(dim=2)
     return patch_heatmap(cls_row, model.n_prefix)
 
 
@@ -149,8 +161,9 @@ def rollout_from_inputs(
         raise ValueError(f"{len(layer_inputs)} captured inputs for {len(layers)} layers")
     heads = num_heads_of(model)
     attns = [
-        attention_probs(layer, h, heads).mean(dim=1)
+        attention_probs(layer, h, heads, family=model.family).mean(dim=1)
         for layer, h in zip(layers, layer_inputs, strict=True)
     ]
-    cls_row = rollout_matrix(attns, residual_weight)[:, 0]
+    rollout = rollout_matrix(attns, residual_weight)
+    cls_row = rollout[:, 0] if model.family.has_cls else rollout.mean(dim=1)
     return patch_heatmap(cls_row[:, None], model.n_prefix)

@@ -175,28 +175,35 @@ class _ChunkScorer:
         return out
 
 
+@dataclass(frozen=True)
+class ExplainedChunk:
+    """One chunk as the curves see it: normalised pixels [B, 3, S, S], their embedded tokens,
+    the heatmap [B, N] to follow, the explained class [B] and its clean log-probability [B]."""
+
+    pixel_values: torch.Tensor
+    tokens: torch.Tensor
+    heatmap: torch.Tensor
+    target: torch.Tensor
+    lp_clean: torch.Tensor
+
+
 def score_steps(
-    scorer: _ChunkScorer,
-    pixel_values: torch.Tensor,
-    tokens: torch.Tensor,
-    heatmap: torch.Tensor,
-    target: torch.Tensor,
-    lp_clean: torch.Tensor,
-    counts: Sequence[int],
+    scorer: _ChunkScorer, chunk: ExplainedChunk, counts: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Target log-probabilities [B, S] (float64) with the ``counts`` most important patches
     removed and with only them kept, every distinct input scored once (shared by the deletion
     and insertion curves and by Fidelity+/-)."""
-    b, n = heatmap.shape
+    pixel_values, tokens, target = chunk.pixel_values, chunk.tokens, chunk.target
+    b, n = chunk.heatmap.shape
     del_keys = [_job_key("del", c, n) for c in counts]
     ins_keys = [_job_key("ins", c, n) for c in counts]
     empty = ("del", n)
     jobs = [k for k in dict.fromkeys(del_keys + ins_keys) if k != _CLEAN]
-    logp: dict[tuple[str, int], torch.Tensor] = {_CLEAN: lp_clean}
+    logp: dict[tuple[str, int], torch.Tensor] = {_CLEAN: chunk.lp_clean}
     if scorer.config.empty_input == "blur" and empty in jobs:
         jobs.remove(empty)
         logp[empty] = scorer.blurred(pixel_values, target)
-    order = importance_order(heatmap)
+    order = importance_order(chunk.heatmap)
     if scorer.config.perturbation == "token_drop":
         by_count: dict[int, list[tuple[str, int]]] = {}
         for key in jobs:
@@ -217,17 +224,10 @@ def score_steps(
     return del_lp, ins_lp
 
 
-def _curves(
-    scorer: _ChunkScorer,
-    pixel_values: torch.Tensor,
-    tokens: torch.Tensor,
-    heatmap: torch.Tensor,
-    target: torch.Tensor,
-    lp_clean: torch.Tensor,
-) -> Curves:
+def _curves(scorer: _ChunkScorer, chunk: ExplainedChunk) -> Curves:
     """Deletion and insertion curves of one chunk (see `Curves`)."""
-    n = heatmap.shape[1]
+    n = chunk.heatmap.shape[1]
     counts = step_counts(n, scorer.config.steps)
-    del_lp, ins_lp = score_steps(scorer, pixel_values, tokens, heatmap, target, lp_clean, counts)
+    del_lp, ins_lp = score_steps(scorer, chunk, counts)
     fractions = torch.tensor(counts, dtype=torch.float64, device=del_lp.device) / n
     return Curves(torch.exp(del_lp), torch.exp(ins_lp), fractions)

@@ -23,6 +23,7 @@ import torch
 from xai_kedro.core.common.device import autocast_for
 from xai_kedro.core.data.preprocessing import normalise
 from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.families import pixel_stats
 from xai_kedro.core.models.inference import (
     as_uint8_images,
     images_x255,
@@ -31,7 +32,7 @@ from xai_kedro.core.models.inference import (
     resolve_input_size,
 )
 from xai_kedro.core.xai.columns import XAI_COLUMNS
-from xai_kedro.core.xai.curves import _ChunkScorer, _curves, _target_logprob
+from xai_kedro.core.xai.curves import ExplainedChunk, _ChunkScorer, _curves, _target_logprob
 from xai_kedro.core.xai.explainers import get_explainer
 from xai_kedro.core.xai.metrics import XAI_METRICS, MetricInputs
 from xai_kedro.core.xai.settings import XAIConfig
@@ -74,7 +75,7 @@ def explain_chunk(
     size = resolve_input_size(model, config.input_size)
     explainer = get_explainer(config.explainer, **config.explainer_settings)
     with torch.inference_mode():
-        pixel_values = normalise(images_x255(host, size, device))
+        pixel_values = normalise(images_x255(host, size, device), *pixel_stats(model))
         with autocast_for(device):
             tokens = model.embed(pixel_values)
             logits, heatmap = explainer(model, tokens)
@@ -87,7 +88,7 @@ def explain_chunk(
         target = label_t if config.target == "label" else logits.argmax(dim=1)
         lp_clean = _target_logprob(logits, target)
         scorer = _ChunkScorer(model, config, device)
-        curves = _curves(scorer, pixel_values, tokens, heatmap, target, lp_clean)
+        curves = _curves(scorer, ExplainedChunk(pixel_values, tokens, heatmap, target, lp_clean))
     return ChunkExplanation(
         logits, heatmap, target, curves.deletion, curves.insertion, curves.fractions
     )

@@ -7,20 +7,23 @@ explainers explain the clean predicted class (label-free, as in RISE).
 
 An explainer is declared once, with `@register_explainer("name")` (like timm's `register_model`):
 its keyword-only arguments with defaults are its settings, which `get_explainer(name, **settings)`
-checks and binds. Adding one touches its source file, its config block and its test; modules
-outside this file are listed in `_BUILTIN_MODULES` so importing the registry registers them.
+checks and binds. Adding one touches its source file, its config block and its test: the
+registry finds every module of `core/xai/` that declares explainers and imports it on first
+lookup.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
+import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from xai_kedro.core.common.registry import Registry
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.xai.attention import (
     capture_layer_inputs,
@@ -37,14 +40,23 @@ class Explainer(Protocol):
     ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
-# name -> the registered function; its keyword-only defaults are its settings.
-EXPLAINERS: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {}
+def _declaring_modules() -> tuple[str, ...]:
+    """The modules of this package that declare explainers, found rather than listed: a new
+    explainer module under `core/xai/` registers without an entry here. Reading the sources
+    (not importing every module) keeps matplotlib and the engine out of a registry lookup."""
+    here = Path(__file__)
+    return tuple(
+        f"{__package__}.{path.stem}"
+        for path in sorted(here.parent.glob("*.py"))
+        if path != here and _DECLARATION.search(path.read_text(encoding="utf-8"))
+    )
 
-# Modules holding further explainers; imported at the end of this file so they register.
-_BUILTIN_MODULES = (
-    "xai_kedro.core.xai.gradient",
-    "xai_kedro.core.xai.perturbation",
-    "xai_kedro.core.xai.learned_mask",
+
+_DECLARATION = re.compile(r"^@register_explainer\(", re.MULTILINE)
+
+# name -> the registered function; its keyword-only defaults are its settings.
+EXPLAINERS: Registry[Callable[..., tuple[torch.Tensor, torch.Tensor]]] = Registry(
+    "explainer", setting="xai_silver.engine.explainer", builtins=_declaring_modules()
 )
 
 
@@ -52,8 +64,6 @@ def register_explainer(name: str) -> Callable[[Callable], Callable]:
     """Decorator: register `fn(model, tokens, *, setting=default, ...)` under `name`."""
 
     def decorate(fn: Callable) -> Callable:
-        if name in EXPLAINERS and EXPLAINERS[name] is not fn:
-            raise ValueError(f"explainer {name!r} is already registered")
         params = list(inspect.signature(fn).parameters.values())
         positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         if len(positional) != 2:
@@ -61,28 +71,21 @@ def register_explainer(name: str) -> Callable[[Callable], Callable]:
         missing = [p.name for p in params[2:] if p.default is inspect.Parameter.empty]
         if missing:
             raise TypeError(f"explainer {name!r}: settings {missing} need defaults")
-        EXPLAINERS[name] = fn
-        return fn
+        return EXPLAINERS.register(name, fn)
 
     return decorate
 
 
 def explainer_settings(name: str) -> dict[str, Any]:
     """The settings of explainer `name` with their defaults."""
-    fn = _lookup(name)
+    fn = EXPLAINERS.get(name)
     params = list(inspect.signature(fn).parameters.values())[2:]
     return {p.name: p.default for p in params}
 
 
-def _lookup(name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
-    if name not in EXPLAINERS:
-        raise ValueError(f"Unknown explainer {name!r}; expected one of {sorted(EXPLAINERS)}")
-    return EXPLAINERS[name]
-
-
 def get_explainer(name: str, **settings: Any) -> Explainer:
     """The explainer `name` with `settings` bound; an unknown setting is an error naming it."""
-    fn = _lookup(name)
+    fn = EXPLAINERS.get(name)
     known = explainer_settings(name)
     unknown = sorted(set(settings) - set(known))
     if unknown:
@@ -147,7 +150,3 @@ def rollout_explainer(
 def attention_rollout(model: ViTClassifier, pixel_values: torch.Tensor) -> torch.Tensor:
     """Rollout heatmap [B, N] of normalised pixel input [B, 3, S, S]."""
     return rollout_explainer(model, model.embed(pixel_values))[1]
-
-
-for _module in _BUILTIN_MODULES:
-    importlib.import_module(_module)

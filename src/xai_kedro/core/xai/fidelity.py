@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from xai_kedro.core.xai.curves import _ChunkScorer, score_steps
+from xai_kedro.core.xai.curves import ExplainedChunk, _ChunkScorer, score_steps
 
 DEFAULT_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -56,20 +56,14 @@ def sparsity_counts(n_patches: int, sparsities: Sequence[float]) -> list[int]:
 
 def fidelity_curves(
     scorer: _ChunkScorer,
-    pixel_values: torch.Tensor,
-    tokens: torch.Tensor,
-    heatmap: torch.Tensor,
-    target: torch.Tensor,
-    lp_clean: torch.Tensor,
+    chunk: ExplainedChunk,
     sparsities: Sequence[float] = DEFAULT_SPARSITIES,
 ) -> FidelityCurves:
-    """Fidelity+/- curves of one chunk; arguments as `curves._curves` (lp_clean: log p(x))."""
-    n = heatmap.shape[1]
+    """Fidelity+/- curves of one chunk (as `curves._curves`; lp_clean: log p(x))."""
+    n = chunk.heatmap.shape[1]
     counts = sparsity_counts(n, sparsities)
-    removed_lp, kept_lp = score_steps(
-        scorer, pixel_values, tokens, heatmap, target, lp_clean, counts
-    )
-    p_clean = torch.exp(lp_clean.double())[:, None]
+    removed_lp, kept_lp = score_steps(scorer, chunk, counts)
+    p_clean = torch.exp(chunk.lp_clean.double())[:, None]
     plus = p_clean - torch.exp(removed_lp)
     minus = p_clean - torch.exp(kept_lp)
     fractions = torch.tensor(counts, dtype=torch.float64, device=plus.device) / n

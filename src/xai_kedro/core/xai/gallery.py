@@ -6,7 +6,13 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+
+# the overlay: a perceptual colormap whose opacity follows the heat, so the image stays visible
+# where the explainer puts little weight (a uniform jet overlay hid it)
+OVERLAY_CMAP = "inferno"
 
 
 def heatmap_overlay(image: np.ndarray, heatmap: Sequence[float]) -> np.ndarray:
@@ -28,11 +34,13 @@ def failure_figure(
     heatmaps: Sequence[Sequence[float]],
     captions: Sequence[str],
     columns: int = 4,
-    alpha: float = 0.5,
+    alpha: float = 0.6,
     explainer: str = "attention",
 ) -> Figure:
     """Grid of images with the explainer's heatmap blended on top, a caption under each and one
-    colourbar (each heatmap is min-max scaled to [0, 1] for display)."""
+    colourbar (each heatmap is min-max scaled to [0, 1] for display). ``alpha`` is the opacity
+    of the hottest patch; a patch's opacity is ``alpha`` times its heat, so cold patches leave
+    the image as it is."""
     count = max(1, len(images))
     rows = math.ceil(count / columns)
     figure = Figure(figsize=(3 * columns, 3.2 * rows), layout="constrained")
@@ -41,16 +49,20 @@ def failure_figure(
         ax.axis("off")
     if not images:
         axes[0].text(0.5, 0.5, "no misclassified images", ha="center", va="center")
-    overlay = None
+    drawn = False
     for ax, image, heatmap, caption in zip(axes, images, heatmaps, captions, strict=False):
         ax.imshow(image)
-        overlay = ax.imshow(
-            heatmap_overlay(image, heatmap), cmap="jet", alpha=alpha, vmin=0, vmax=1
-        )
+        heat = heatmap_overlay(image, heatmap)
+        ax.imshow(heat, cmap=OVERLAY_CMAP, alpha=alpha * heat, vmin=0, vmax=1)
         ax.set_title(caption, fontsize=8)
-    if overlay is not None:
+        drawn = True
+    if drawn:
+        key = ScalarMappable(Normalize(0, 1), OVERLAY_CMAP)
         figure.colorbar(
-            overlay, ax=list(axes), shrink=0.6, label=f"{explainer} heatmap (scaled per image)"
+            key,
+            ax=list(axes),
+            shrink=0.6,
+            label=f"{explainer} heatmap (scaled per image; opacity follows the value)",
         )
     figure.suptitle(f"{title} ({explainer} heatmaps)")
     return figure

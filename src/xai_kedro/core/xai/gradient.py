@@ -23,10 +23,10 @@ import torch
 from torch import nn
 
 from xai_kedro.core.common.device import autocast_for
-from xai_kedro.core.models.classifier import ViTClassifier, role_module
+from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.families import BackboneFamily
 from xai_kedro.core.models.inference import iter_batches
 from xai_kedro.core.xai.attention import (
-    _norm1,
     _split_heads,
     attention_probs,
     fp32,
@@ -53,7 +53,8 @@ def capture_attention_io(
     try:
         for layer in model.encoder_layers():
             handles.append(layer.register_forward_pre_hook(block_hook, with_kwargs=True))
-            handles.append(role_module(layer, "output").register_forward_pre_hook(context_hook))
+            output = model.role_module(layer, "output")
+            handles.append(output.register_forward_pre_hook(context_hook))
         yield layer_inputs, contexts
     finally:
         for handle in handles:
@@ -80,12 +81,17 @@ def _context_gradients(
 
 
 def _weighted_attention(
-    layer: nn.Module, hidden: torch.Tensor, context_grad: torch.Tensor, num_heads: int
+    layer: nn.Module,
+    hidden: torch.Tensor,
+    context_grad: torch.Tensor,
+    num_heads: int,
+    family: BackboneFamily,
 ) -> torch.Tensor:
     """Abar = mean over heads of (dy/dA * A)^+, [B, T, T] float32, with dy/dA = dy/dO V^T."""
-    attn = attention_probs(layer, hidden, num_heads)  # [B, H, T, T] float32
+    attn = attention_probs(layer, hidden, num_heads, family=family)  # [B, H, T, T] float32
     with fp32(hidden.device):
-        value = _split_heads(role_module(layer, "value")(_norm1(layer)(hidden.float())), num_heads)
+        normed = family.pre_attention_norm(layer)(hidden.float())
+        value = _split_heads(family.role_module(layer, "value")(normed), num_heads)
         grad_o = _split_heads(context_grad.float(), num_heads)
         grad_attn = torch.matmul(grad_o, value.float().transpose(-1, -2))
         return (grad_attn * attn).clamp_min(0.0).mean(dim=1)
@@ -105,10 +111,14 @@ def gradient_relevance(
     b, t, _ = layer_inputs[0].shape
     with fp32(layer_inputs[0].device):
         row = torch.zeros(b, 1, t, device=layer_inputs[0].device, dtype=torch.float32)
-        row[:, 0, 0] = 1.0
+        if model.family.has_cls:
+            row[:, 0, 0] = 1.0
+        else:  # no CLS token: the mean of R's rows
+            row += 1.0 / t
         steps = list(zip(layers, layer_inputs, context_grads, strict=True))
         for layer, hidden, grad in reversed(steps):  # r <- r (I + Abar_l), last layer first
-            row = row + torch.matmul(row, _weighted_attention(layer, hidden, grad, heads))
+            weighted = _weighted_attention(layer, hidden, grad, heads, model.family)
+            row = row + torch.matmul(row, weighted)
     return row[:, 0]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,10 @@ import torch
 
 from xai_kedro.core.common.columns import IMAGE_ADAPTER_KEYS, Column, names
 from xai_kedro.core.common.device import autocast_for
+from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.data.preprocessing import normalise
 from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.families import pixel_stats
 from xai_kedro.core.models.inference import (
     as_uint8_images,
     images_x255,
@@ -30,7 +32,7 @@ from xai_kedro.core.models.inference import (
     resolve_input_size,
 )
 from xai_kedro.core.xai.columns import EXPLAINER_KEY, TARGET_COLUMN
-from xai_kedro.core.xai.curves import _ChunkScorer, _curves, _target_logprob
+from xai_kedro.core.xai.curves import ExplainedChunk, _ChunkScorer, _curves, _target_logprob
 from xai_kedro.core.xai.explainers import Explainer, configured_explainers
 from xai_kedro.core.xai.fidelity import DEFAULT_SPARSITIES, check_sparsities, fidelity_areas
 from xai_kedro.core.xai.fidelity import fidelity_curves as _fidelity_curves
@@ -71,7 +73,7 @@ SCORE_COLUMNS = names(EXPLAINER_SCORES[2:])
 
 
 @dataclass(frozen=True)
-class LeaderboardConfig:
+class LeaderboardConfig(Settings):
     """Settings of the explainer leaderboard (parameters `xai_silver.leaderboard`).
 
     explainers: {name: settings or None}, the explainers to compare (registry names).
@@ -81,6 +83,8 @@ class LeaderboardConfig:
     max_adapters: at most this many of them, the first by adapter id (None = no limit).
     n_boot, alpha, seed: the bootstrap intervals of the Gold table.
     """
+
+    PATH = "xai_silver.leaderboard"
 
     explainers: Mapping[str, Mapping | None] = field(
         default_factory=lambda: {"attention": None, "rollout": None}
@@ -120,18 +124,6 @@ class LeaderboardConfig:
             )
         return chosen if self.max_adapters is None else chosen[: self.max_adapters]
 
-    @classmethod
-    def from_dict(cls, params: Mapping | None) -> LeaderboardConfig:
-        """From parameters; unknown keys are an error naming them."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"Unknown leaderboard settings {unknown}; expected {sorted(known)}")
-        if params.get("sparsities") is not None:
-            params["sparsities"] = tuple(params["sparsities"])
-        return cls(**params)
-
 
 def sample_image_ids(image_ids: Sequence[str], count: int | None, seed: int = 0) -> list[str]:
     """A stable sample of `count` ids (all when None): the lowest sha256("seed:image_id"), so the
@@ -170,7 +162,7 @@ def _score_chunk(
     scorer = _ChunkScorer(model, config, device)
     parts = []
     with torch.inference_mode():
-        pixel_values = normalise(images_x255(host, size, device))
+        pixel_values = normalise(images_x255(host, size, device), *pixel_stats(model))
         with autocast_for(device):
             tokens = model.embed(pixel_values)
         for name, explainer in explainers.items():
@@ -183,12 +175,9 @@ def _score_chunk(
             logits, heatmap = logits.float(), heatmap.float()
             target = logits.argmax(dim=1)  # the class the explainers explain
             lp_clean = _target_logprob(logits, target)
-            curves = _curves(scorer, pixel_values, tokens, heatmap, target, lp_clean)
-            fid_plus, fid_minus = fidelity_areas(
-                _fidelity_curves(
-                    scorer, pixel_values, tokens, heatmap, target, lp_clean, sparsities
-                )
-            )
+            chunk = ExplainedChunk(pixel_values, tokens, heatmap, target, lp_clean)
+            curves = _curves(scorer, chunk)
+            fid_plus, fid_minus = fidelity_areas(_fidelity_curves(scorer, chunk, sparsities))
             parts.append(
                 pd.DataFrame(
                     {

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xai_kedro.core.common.registry import Registry
+
 
 def _rows(h: torch.Tensor | np.ndarray, name: str = "heatmap") -> torch.Tensor:
     t = torch.as_tensor(h).to(torch.float64)
@@ -144,16 +146,14 @@ class XAIMetric:
     nullable: bool = False
 
 
-XAI_METRICS: dict[str, XAIMetric] = {}
+XAI_METRICS: Registry[XAIMetric] = Registry("XAI metric", setting="silver_xai columns")
 
 
 def register_metric(name: str, description: str, **flags: bool) -> Callable:
     """Declare a `silver_xai` metric column; registration order is column order."""
 
     def decorate(fn: Callable[[MetricInputs], np.ndarray]) -> Callable[[MetricInputs], np.ndarray]:
-        if name in XAI_METRICS:
-            raise ValueError(f"XAI metric {name!r} is declared twice")
-        XAI_METRICS[name] = XAIMetric(name, fn, description, **flags)
+        XAI_METRICS.register(name, XAIMetric(name, fn, description, **flags))
         return fn
 
     return decorate

@@ -15,6 +15,7 @@ import torch
 
 from xai_kedro.core.data.preprocessing import to_model_input
 from xai_kedro.core.models.classifier import ViTClassifier
+from xai_kedro.core.models.families import pixel_stats
 from xai_kedro.core.models.inference import (
     resolve_input_size,
 )
@@ -49,7 +50,9 @@ def eager_last_layer_attention(model: ViTClassifier, pixel_values: torch.Tensor)
         out = backbone(pixel_values=pixel_values, output_attentions=True)
     if not out.attentions or out.attentions[-1] is None:
         raise RuntimeError("the eager backbone returned no attention weights")
-    return patch_heatmap(out.attentions[-1][:, :, 0].float(), model.n_prefix)
+    last = out.attentions[-1].float()
+    rows = last[:, :, 0] if model.family.has_cls else last.mean(dim=2)
+    return patch_heatmap(rows, model.n_prefix)
 
 
 def _reference_prob(
@@ -104,7 +107,8 @@ def reference_deletion_insertion(
     order = np.argsort(-heat, kind="stable")
     n = len(order)
     with torch.inference_mode():
-        x = to_model_input(torch.from_numpy(np.ascontiguousarray(image))[None], size, device)
+        x = torch.from_numpy(np.ascontiguousarray(image))[None]
+        x = to_model_input(x, size, device, *pixel_stats(model))
         probs = torch.softmax(model(x).float(), dim=-1)[0]
         target = int(label) if config.target == "label" else int(probs.argmax())
         blurred = separable_gaussian_blur(x, config.blur_sigma, config.blur_truncate)

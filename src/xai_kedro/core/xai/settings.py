@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from xai_kedro.core.common.settings import Settings, check_choice
 from xai_kedro.core.xai.explainers import get_explainer
 
 PERTURBATIONS = ("token_drop", "pixel")
@@ -18,8 +19,8 @@ EMPTY_INPUTS = ("blur", "prefix_only")
 
 
 @dataclass(frozen=True)
-class XAIConfig:
-    """Settings of the XAI stage (parameters `xai` in conf/).
+class XAIConfig(Settings):
+    """Settings of the XAI stage (parameters `xai_silver.engine` in conf/).
 
     steps: K, the curves have K+1 points; step k removes/reveals n_k = round(k N / K) patches
         and the areas are taken over the true fraction n_k / N.
@@ -39,6 +40,8 @@ class XAIConfig:
     input_size: model input resolution; None = the backbone's configured image size.
     """
 
+    PATH = "xai_silver.engine"
+
     steps: int = 16
     perturbation: str = "token_drop"
     pixel_baseline: str = "mean"
@@ -56,26 +59,12 @@ class XAIConfig:
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.perturbation not in PERTURBATIONS:
-            raise ValueError(f"perturbation {self.perturbation!r} not in {PERTURBATIONS}")
-        if self.pixel_baseline not in PIXEL_BASELINES:
-            raise ValueError(f"pixel_baseline {self.pixel_baseline!r} not in {PIXEL_BASELINES}")
-        if self.empty_input not in EMPTY_INPUTS:
-            raise ValueError(f"empty_input {self.empty_input!r} not in {EMPTY_INPUTS}")
-        if self.target not in TARGETS:
-            raise ValueError(f"target {self.target!r} not in {TARGETS}")
+        check_choice(self.perturbation, PERTURBATIONS, "perturbation")
+        check_choice(self.pixel_baseline, PIXEL_BASELINES, "pixel_baseline")
+        check_choice(self.empty_input, EMPTY_INPUTS, "empty_input")
+        check_choice(self.target, TARGETS, "target")
         get_explainer(self.explainer, **self.explainer_settings)
         if self.blur_sigma <= 0 or self.blur_truncate <= 0:
             raise ValueError("blur_sigma and blur_truncate must be > 0")
         if self.batch_size < 1 or self.max_batch_tokens < 1:
             raise ValueError("batch_size and max_batch_tokens must be >= 1")
-
-    @classmethod
-    def from_dict(cls, params: Mapping | None) -> XAIConfig:
-        """Build from a parameters mapping; unknown keys are an error (typos must not pass)."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"Unknown XAI settings {unknown}; expected some of {sorted(known)}")
-        return cls(**params)
