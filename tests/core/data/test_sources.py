@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import shutil
 from pathlib import Path, PureWindowsPath
 
@@ -14,6 +16,7 @@ from PIL import Image
 import xai_kedro.core.data.sources as sources
 from xai_kedro.core.data.sources import (
     SOURCE_COLUMNS,
+    EmptySourceError,
     SourceNotFoundError,
     breed_name,
     image_id,
@@ -235,8 +238,53 @@ def test_image_folder(tmp_path):
 
 def test_image_folder_without_classes(tmp_path):
     (tmp_path / "only.jpg").write_bytes(b"x")
-    with pytest.raises(FileNotFoundError, match="no class sub-folders"):
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")  # not a folder: no class either
+    with pytest.raises(EmptySourceError, match="no class sub-folders") as info:
         list_source("image_folder", tmp_path)
+    message = str(info.value)
+    assert isinstance(info.value, FileNotFoundError) and "\n" not in message
+    assert str(tmp_path.resolve()) in message and "0 folders, 2 files directly under it" in message
+    assert "docs/data.md" in message
+
+
+def test_image_folder_with_only_empty_classes(tmp_path, caplog):
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+    (tmp_path / "a" / ".hidden.jpg").write_bytes(b"x")
+    with (
+        caplog.at_level(logging.WARNING, logger="xai_kedro.core.data.sources"),
+        pytest.raises(EmptySourceError) as info,
+    ):
+        list_source("image_folder", tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path.resolve()) in message
+    assert "lists no file: its 4 class sub-folders (a, b, c, ...) hold 0 files" in message
+    assert caplog.text.count("is empty") == 4
+
+
+def test_image_folder_lists_dangling_symlinks_and_special_files(tmp_path, caplog):
+    write_jpg(tmp_path / "cats" / "a.jpg")
+    (tmp_path / "cats" / "gone.jpg").symlink_to(tmp_path / "cats" / "deleted.jpg")
+    (tmp_path / "cats" / "to_a.jpg").symlink_to(tmp_path / "cats" / "a.jpg")
+    (tmp_path / "dogs").mkdir()
+    (tmp_path / "dogs" / "loop.jpg").symlink_to(tmp_path / "dogs" / "loop.jpg")
+    os.mkfifo(tmp_path / "dogs" / "pipe.jpg")
+    (tmp_path / "dogs" / "cats_too").symlink_to(tmp_path / "cats", target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="xai_kedro.core.data.sources"):
+        df = list_source("image_folder", tmp_path)
+    assert dict(zip(df["rel_path"], df["problem"], strict=True)) == {
+        "cats/a.jpg": None,
+        "cats/gone.jpg": "dangling_symlink",
+        "cats/to_a.jpg": None,
+        "dogs/loop.jpg": "dangling_symlink",
+        "dogs/pipe.jpg": "not_a_file",
+    }
+    assert "not following 1 symlinked folders" in caplog.text and "dogs/cats_too" in caplog.text
+    stats = with_file_stats(df, max_file_bytes=10**6, limit_name="limit")
+    assert list(stats["problem"]) == list(df["problem"])  # the listing's flags are kept
+    flagged = stats["problem"].notna()
+    assert stats.loc[flagged, "file_hash"].isna().all()  # never opened (a FIFO would block)
+    assert stats.loc[flagged, "size_bytes"].isna().all()
 
 
 # ------------------------------------------------------------------ synthetic
@@ -278,8 +326,8 @@ def test_unknown_kind_lists_known_ones(tmp_path):
     assert "ingestion.source.kind" in str(info.value)
 
 
-def test_a_registered_source_is_listed_by_kind(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "_REGISTRY", dict(sources._REGISTRY))
+def test_a_registered_source_is_listed_by_kind(tmp_path, request):
+    request.addfinalizer(lambda: sources.SOURCES.unregister("one_file"))
 
     @register_source("one_file")
     def list_one_file(root: Path, source_name: str = "one_file") -> pd.DataFrame:
@@ -301,7 +349,7 @@ def test_validate_source_names_the_setting_and_the_missing_path(tmp_path):
     assert "\n" not in message and str(missing) in message and "docs/data.md" in message
     with pytest.raises(ValueError, match=r"ingestion\.source\.root must be set"):
         validate_source({"kind": "image_folder"})
-    with pytest.raises(ValueError, match="known kinds"):
+    with pytest.raises(ValueError, match=r"known: .*image_folder"):
         validate_source({"kind": "imagenet", "root": str(tmp_path)})
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="not a folder"):

@@ -171,7 +171,7 @@ def test_config_roundtrip_and_fingerprint():
     cfg = SyntheticConfig(seed=7, scale_range=(0.2, 0.3))
     d = cfg.to_dict()
     json.dumps(d)  # JSON friendly
-    again = SyntheticConfig.from_dict(d)
+    again = SyntheticConfig.from_params(d)
     assert again == cfg and again.fingerprint() == cfg.fingerprint()
     assert len(cfg.fingerprint()) == 16
     assert SyntheticConfig(seed=8).fingerprint() != SyntheticConfig(seed=7).fingerprint()
@@ -194,9 +194,11 @@ def test_config_validation(kw, match):
         SyntheticConfig(**kw)
 
 
-def test_from_dict_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="unknown SyntheticConfig keys"):
-        SyntheticConfig.from_dict({"num_clases": 4})
+def test_from_params_rejects_unknown_keys():
+    with pytest.raises(
+        ValueError, match=r"unknown setting ingestion\.source\.synthetic\.num_clases; allowed under"
+    ):
+        SyntheticConfig.from_params({"num_clases": 4})
 
 
 # ------------------------------------------------------------------ dataset on disk

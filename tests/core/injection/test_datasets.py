@@ -33,7 +33,7 @@ def both_arms(per_failure: int = 2, match: bool = False) -> pd.DataFrame:
         generate("synthetic_counterfactual", request(frame, pool, per_failure=per_failure)),
         CONFIG.class_names,
     )
-    settings = ControlSettings(AugmentConfig.from_dict(AUGMENT), match_class_counts=match)
+    settings = ControlSettings(AugmentConfig.from_params(AUGMENT), match_class_counts=match)
     images, params = untargeted_control(
         len(targeted), pool, settings, 7, targeted["label"].value_counts().to_dict()
     )
@@ -109,5 +109,7 @@ def test_select_failures_keeps_confident_mistakes_first():
 
 
 def test_control_settings_reject_unknown_keys():
-    with pytest.raises(ValueError, match="Unknown knowledge_injection.control keys"):
-        ControlSettings.from_dict({"augmentations": {}})
+    with pytest.raises(
+        ValueError, match=r"unknown setting knowledge_injection\.control\.augmentations;"
+    ):
+        ControlSettings.from_params({"augmentations": {}})

@@ -15,6 +15,7 @@ from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.inference import OOD_COLUMNS
 from xai_kedro.core.robustness.ood import evaluate_corruptions
 from xai_kedro.core.robustness.presets import build_specs
+from xai_kedro.core.robustness.shifts import build_shift_specs, shift_images
 
 IDS = [f"img{i}" for i in range(6)]
 SPECS = build_specs("reference")
@@ -45,7 +46,8 @@ def model_inputs(model, pixels, labels, images_per_chunk: int, **kw) -> torch.Te
 def test_rows_are_spec_major_with_image_ids(images):
     pixels, labels = images
     rows = evaluate_corruptions(tiny_model(0), pixels, labels, IDS, SPECS, batch_size=18)
-    assert list(rows.columns) == ["image_id", *OOD_COLUMNS]
+    assert list(rows.columns) == ["image_id", "shift_family", *OOD_COLUMNS]
+    assert set(rows["shift_family"]) == {"reference"}
     assert len(rows) == len(SPECS) * len(IDS)
     assert rows["image_id"].tolist() == IDS * len(SPECS)
     assert rows["corruption"].tolist() == [s.corruption for s in SPECS for _ in IDS]
@@ -113,3 +115,30 @@ def test_source_rows_start_clean_and_carry_the_logits(images):
     probs /= probs.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(probs.max(axis=1), rows["confidence"], rtol=1e-5)
     np.testing.assert_array_equal(logits.argmax(axis=1), rows["pred"])
+
+
+def test_shifts_follow_the_reference_rows_which_stay_exactly_as_they_were(images):
+    pixels, labels = images
+    masks = [np.pad(np.ones((10, 10), np.uint8), 15) for _ in IDS]
+    shifts = build_shift_specs(
+        [
+            {"shift": "novel_texture", "severities": ["half"], "values": [0.5]},
+            {"shift": "jpeg_compression", "severities": [3]},
+        ]
+    )
+    model = tiny_model(0)
+    alone = evaluate_corruptions(model, pixels, labels, IDS, SPECS, batch_size=18)
+    rows = evaluate_corruptions(
+        model, pixels, labels, IDS, SPECS, batch_size=18, shifts=shifts, masks=masks, base_seed=0
+    )
+    assert len(rows) == (len(SPECS) + len(shifts)) * len(IDS)
+    pd.testing.assert_frame_equal(rows.iloc[: len(alone)], alone)
+    tail = rows.iloc[len(alone) :].reset_index(drop=True)
+    assert tail["shift_family"].tolist() == ["background"] * 6 + ["imagenet_c"] * 6
+    assert tail["corruption"].tolist() == ["novel_texture"] * 6 + ["jpeg_compression"] * 6
+    assert tail["severity"].tolist() == ["half"] * 6 + ["3"] * 6
+    shifted = shift_images(shifts[1], pixels, labels, masks, IDS)
+    direct = inference.predict_logits(model, shifted)
+    np.testing.assert_allclose(np.stack(tail["logits"].iloc[6:]), direct.numpy(), atol=1e-5)
+    only_shifts = evaluate_corruptions(model, pixels, labels, IDS, [], shifts=shifts, masks=masks)
+    pd.testing.assert_frame_equal(only_shifts, tail)

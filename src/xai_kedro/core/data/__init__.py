@@ -1,0 +1,1 @@
+"""Images in: sources, decoding, the synthetic world, splits, augmentation, Bronze rows."""

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from xai_kedro.core.common.settings import Settings
+
 ROTATION_FILLS = ("mean", "border")
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(Settings):
     """Training-time augmentation; all zeros/None means no augmentation (pure resize).
 
     rotation_deg: angle drawn uniformly in [-deg, deg] per image.
@@ -33,6 +36,8 @@ class AugmentConfig:
     rotation_fill: what the corners uncovered by a rotation show: "mean" (the image's per-channel
         mean, carries no shape information) or "border" (replicated edge pixels).
     """
+
+    PATH = "adapter_training.zoo.defaults.augmentation"
 
     rotation_deg: float = 0.0
     hflip_p: float = 0.0
@@ -58,27 +63,19 @@ class AugmentConfig:
             )
 
     @classmethod
-    def from_dict(cls, params: dict[str, Any] | AugmentConfig | None) -> AugmentConfig:
-        """Build from parameters; unknown keys are an error (a typo must not silently disable)."""
-        if params is None:
-            return cls()
-        if isinstance(params, AugmentConfig):
-            return params
-        if not isinstance(params, dict):
-            raise TypeError(f"augmentation must be a dict or None, got {type(params).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown augmentation keys {unknown}; expected some of {sorted(known)}"
-            )
-        values = dict(params)
-        for name in ("rotation_deg", "hflip_p", "brightness", "contrast"):
-            if name in values:
-                values[name] = float(values[name])
-        if values.get("crop_size") is not None:
-            values["crop_size"] = int(values["crop_size"])
-        return cls(**values)
+    def from_params(
+        cls, params: Mapping[str, Any] | AugmentConfig | None = None, path: str = ""
+    ) -> AugmentConfig:
+        """Build from parameters (a typo must not silently disable augmentation); numbers are
+        coerced (YAML's `15` is the angle 15.0, "224" the crop 224) so equal settings hash equal."""
+        if isinstance(params, Mapping):
+            params = dict(params)
+            for name in ("rotation_deg", "hflip_p", "brightness", "contrast"):
+                if name in params:
+                    params[name] = float(params[name])
+            if params.get("crop_size") is not None:
+                params["crop_size"] = int(params["crop_size"])
+        return super().from_params(params, path)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xai_kedro.core.common.errors import UserError
+
 
 def pixels_from_rows(rows: pd.DataFrame) -> np.ndarray:
     """`pixels`/`height`/`width` columns -> [N, H, W, 3] uint8 (all rows share one size)."""
@@ -102,7 +104,7 @@ def describe_changes(previous: pd.DataFrame, current: pd.DataFrame, shown: int =
     )
 
 
-class IngestionError(RuntimeError):
+class IngestionError(UserError, RuntimeError):
     """Ingestion produced no Bronze the later stages can use; the message says why and where."""
 
 

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
+from xai_kedro.core.common.settings import Settings, as_mapping
+
 DEFAULT_MIN_SIDE = 32
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_BACKGROUND: tuple[int, int, int] = (255, 255, 255)
@@ -93,9 +95,12 @@ class DecodedImage:
 
 
 @dataclass(frozen=True)
-class DecodeSettings:
+class DecodeSettings(Settings):
     """What turns a file into stored pixels; every field changes the Bronze rows (so it keys the
-    reuse of a previous Bronze table)."""
+    reuse of a previous Bronze table). Its keys sit directly in the `ingestion` block, beside
+    others, so `from_params` reads them from there instead of rejecting the block's other keys."""
+
+    PATH = "ingestion"
 
     storage_size: int
     min_side: int = DEFAULT_MIN_SIDE
@@ -103,9 +108,15 @@ class DecodeSettings:
     mask_foreground_values: tuple[int, ...] = BINARY_MASK_FOREGROUND
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any], prefix: str = "ingestion") -> DecodeSettings:
+    def from_params(
+        cls, params: Mapping[str, Any] | DecodeSettings | None = None, path: str = ""
+    ) -> DecodeSettings:
         """Validate ``ingestion.storage_size/min_side/max_pixels/mask_foreground_values`` on the
         driver; a bad value is an error naming the setting."""
+        if isinstance(params, cls):
+            return params
+        prefix = path or cls.PATH
+        params = as_mapping(params, prefix)
         values = {
             name: _positive_int(params, name, prefix, default)
             for name, default in (

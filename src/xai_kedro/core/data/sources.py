@@ -10,6 +10,8 @@ that they end up in ``bronze_quarantine`` instead of disappearing:
 * ``unsupported_extension`` -- (Oxford) a file in ``images/`` that is not an image file of the
   official format (the real dataset ships a few ``.mat`` files there).
 * ``label_conflict`` / ``split_conflict`` -- (Oxford) the annotation files disagree about an image.
+* ``dangling_symlink`` / ``not_a_file`` -- (image folder) a symlink to nothing, or a FIFO, socket
+  or device (reading it could block).
 
 Sources live in one registry: a listing function decorated with ``@register_source("kind")``
 becomes ``ingestion.source.kind: kind`` (adding a source touches that function, its config and
@@ -28,7 +30,9 @@ from typing import Any
 
 import pandas as pd
 
+from xai_kedro.core.common.errors import UserError
 from xai_kedro.core.common.hashing import sha256_file
+from xai_kedro.core.common.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,7 @@ _IMAGE_ID_HEX = 16
 _TRAILING_NUMBER = re.compile(r"_\d+$")
 
 
-class SourceNotFoundError(FileNotFoundError):
+class SourceNotFoundError(UserError, FileNotFoundError):
     """A source's root or one of its required files is not on disk (one line, with the fix)."""
 
     def __init__(self, kind: str, missing: Path, what: str) -> None:
@@ -58,6 +62,15 @@ class SourceNotFoundError(FileNotFoundError):
         )
         self.kind = kind
         self.missing = missing
+
+
+class EmptySourceError(UserError, FileNotFoundError):
+    """A source root that is there but holds nothing to ingest (one line, with the counts)."""
+
+    def __init__(self, kind: str, root: Path, found: str) -> None:
+        super().__init__(f"ingestion.source ({kind}): {root} {found}; see {DATA_DOCS}")
+        self.kind = kind
+        self.root = root
 
 
 Lister = Callable[..., pd.DataFrame]
@@ -72,7 +85,7 @@ class SourceSpec:
     generated: bool
 
 
-_REGISTRY: dict[str, SourceSpec] = {}
+SOURCES: Registry[SourceSpec] = Registry("source kind", setting="ingestion.source.kind")
 
 
 def register_source(kind: str, *, generated: bool = False) -> Callable[[Lister], Lister]:
@@ -82,9 +95,7 @@ def register_source(kind: str, *, generated: bool = False) -> Callable[[Lister],
     """
 
     def add(lister: Lister) -> Lister:
-        if kind in _REGISTRY:
-            raise ValueError(f"source kind {kind!r} is registered twice")
-        _REGISTRY[kind] = SourceSpec(kind, lister, generated)
+        SOURCES.register(kind, SourceSpec(kind, lister, generated))
         return lister
 
     return add
@@ -92,17 +103,12 @@ def register_source(kind: str, *, generated: bool = False) -> Callable[[Lister],
 
 def known_sources() -> tuple[str, ...]:
     """The registered source kinds, sorted."""
-    return tuple(sorted(_REGISTRY))
+    return tuple(sorted(SOURCES.names()))
 
 
 def source_spec(kind: str) -> SourceSpec:
     """The registry entry of ``kind``; an unknown kind is an error naming the known ones."""
-    if kind not in _REGISTRY:
-        raise ValueError(
-            f"ingestion.source.kind: unknown source kind {kind!r}; "
-            f"known kinds: {', '.join(known_sources())}"
-        )
-    return _REGISTRY[kind]
+    return SOURCES.get(kind)
 
 
 def validate_source(source: Mapping[str, Any]) -> None:
@@ -204,23 +210,7 @@ def list_oxford_pet(
     if require_masks is None:
         require_masks = trimaps.is_dir()
 
-    labels = _read_oxford_list(list_path)
-    splits: dict[str, str] = {}
-    conflicts: dict[str, str] = {}
-    for split_name, file_name in (("trainval", "trainval.txt"), ("test", "test.txt")):
-        split_path = root / "annotations" / file_name
-        if not split_path.is_file():
-            logger.warning("oxford_pet: %s is missing; its images get split None", split_path)
-            continue
-        for stem, class_id in _read_oxford_list(split_path).items():
-            if stem in splits and splits[stem] != split_name:
-                conflicts[stem] = "split_conflict"
-            splits.setdefault(stem, split_name)
-            if stem not in labels:
-                labels[stem] = class_id
-            elif labels[stem] != class_id:
-                conflicts[stem] = "label_conflict"
-
+    labels, splits, conflicts = _oxford_annotations(root, list_path)
     rows = []
     seen: set[str] = set()
     for path in sorted(p for p in images_dir.iterdir() if p.is_file() and not _hidden(p.name)):
@@ -253,37 +243,65 @@ def list_image_folder(root: Path, source_name: str = "image_folder") -> pd.DataF
     """``root/<class_name>/**/<file>``: label = index of the class folder in sorted order.
 
     Any extension is listed (the decoder rejects non-images with a reason); hidden files and
-    folders are skipped, and so are files directly under ``root`` (they have no class).
+    folders are skipped, and so are files directly under ``root`` (they have no class). A
+    dangling symlink or a special file (FIFO, socket, device) is listed with problem
+    ``dangling_symlink`` / ``not_a_file`` rather than skipped, so every path ends in Bronze or
+    the quarantine. No class folder, or no file in any, is an :class:`EmptySourceError`.
     """
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    loose = [p.name for p in root.iterdir() if not p.is_dir() and not _hidden(p.name)]
     if not classes:
-        raise FileNotFoundError(f"image_folder source: {root} has no class sub-folders")
-    loose = [p.name for p in root.iterdir() if p.is_file() and not _hidden(p.name)]
+        raise EmptySourceError(
+            "image_folder",
+            root,
+            f"has no class sub-folders (0 folders, {len(loose)} files directly under it, which "
+            "have no class): put each class's images in <root>/<class name>/",
+        )
     if loose:
         logger.warning("image_folder: ignoring %d files directly under %s", len(loose), root)
     rows = []
     for label, name in enumerate(classes):
-        files = [
-            p
-            for p in (root / name).rglob("*")
-            if p.is_file() and not any(_hidden(part) for part in p.relative_to(root).parts)
-        ]
-        if not files:
+        entries = _folder_entries(root, root / name)
+        if not entries:
             logger.warning("image_folder: class folder %s is empty", root / name)
-        for path in files:
-            rows.append(
-                _row(
-                    root,
-                    path.relative_to(root).as_posix(),
-                    source_name,
-                    label,
-                    name,
-                    None,
-                    None,
-                    None,
-                )
-            )
+        for path, problem in entries:
+            rel = path.relative_to(root).as_posix()
+            rows.append(_row(root, rel, source_name, label, name, None, None, problem))
+    if not rows:
+        shown = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
+        raise EmptySourceError(
+            "image_folder",
+            root,
+            f"lists no file: its {len(classes)} class sub-folders ({shown}) hold 0 files",
+        )
     return _frame(rows)
+
+
+def _folder_entries(root: Path, folder: Path) -> list[tuple[Path, str | None]]:
+    """Every entry under ``folder`` that is not a folder or hidden, with the problem that keeps
+    it out of Bronze (None for a regular file). Symlinked folders are not followed (logged)."""
+    entries: list[tuple[Path, str | None]] = []
+    unfollowed = []
+    for path in folder.rglob("*"):
+        if any(_hidden(part) for part in path.relative_to(root).parts):
+            continue
+        if path.is_dir():
+            if path.is_symlink():
+                unfollowed.append(path.relative_to(root).as_posix())
+            continue
+        problem = None
+        if not path.is_file():
+            dangling = path.is_symlink() and not path.exists()
+            problem = "dangling_symlink" if dangling else "not_a_file"
+        entries.append((path, problem))
+    if unfollowed:
+        logger.warning(
+            "image_folder: not following %d symlinked folders under %s: %s",
+            len(unfollowed),
+            folder,
+            ", ".join(sorted(unfollowed)),
+        )
+    return entries
 
 
 def with_file_stats(listing: pd.DataFrame, max_file_bytes: int, limit_name: str) -> pd.DataFrame:
@@ -299,8 +317,10 @@ def with_file_stats(listing: pd.DataFrame, max_file_bytes: int, limit_name: str)
     rows = [_file_stats(row, max_file_bytes, limit_name) for row in out.itertuples(index=False)]
     stats = pd.DataFrame(rows, index=out.index, columns=list(_STAT_COLUMNS))
     for column in _STAT_COLUMNS:
-        out[column] = stats[column].astype(object).where(stats[column].notna(), None)
+        if column != "problem":  # the listing's own flags stay: those rows are never read
+            out[column] = stats[column].astype(object).where(stats[column].notna(), None)
     flagged = stats["problem"].notna()
+    out["problem"] = out["problem"].astype(object).where(out["problem"].notna(), None)
     out.loc[flagged, "problem"] = stats.loc[flagged, "problem"]
     return out
 
@@ -331,6 +351,30 @@ def _file_stats(row: Any, max_file_bytes: int, limit_name: str) -> dict[str, Any
         if size != _GONE:
             stats["file_hash" if not prefix else "mask_hash"] = sha256_file(file)
     return stats
+
+
+def _oxford_annotations(
+    root: Path, list_path: Path
+) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """Labels from ``list.txt`` completed by the split files, each image's split, and the images
+    whose annotation files disagree (``label_conflict`` / ``split_conflict``)."""
+    labels = _read_oxford_list(list_path)
+    splits: dict[str, str] = {}
+    conflicts: dict[str, str] = {}
+    for split_name, file_name in (("trainval", "trainval.txt"), ("test", "test.txt")):
+        split_path = root / "annotations" / file_name
+        if not split_path.is_file():
+            logger.warning("oxford_pet: %s is missing; its images get split None", split_path)
+            continue
+        for stem, class_id in _read_oxford_list(split_path).items():
+            if stem in splits and splits[stem] != split_name:
+                conflicts[stem] = "split_conflict"
+            splits.setdefault(stem, split_name)
+            if stem not in labels:
+                labels[stem] = class_id
+            elif labels[stem] != class_id:
+                conflicts[stem] = "label_conflict"
+    return labels, splits, conflicts
 
 
 def _read_oxford_list(path: Path) -> dict[str, int]:

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.data.shapes import SHAPE_NAMES, SHAPES, TEXTURES, texture_field
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,10 @@ _MAX_COLOUR_TRIES = 32
 # Configuration
 # --------------------------------------------------------------------------------------------
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(Settings):
     """Everything that determines the dataset; its :meth:`fingerprint` names a generated copy."""
+
+    PATH = "ingestion.source.synthetic"
 
     num_classes: int = 6
     image_size: int = 64
@@ -103,19 +106,8 @@ class SyntheticConfig:
         if min(self.noise, self.min_colour_distance, self.min_texture_contrast) < 0:
             raise ValueError("noise, min_colour_distance and min_texture_contrast must be >= 0")
 
-    @classmethod
-    def from_dict(cls, d: dict) -> SyntheticConfig:
-        """Build from a (parameters.yml) dict; unknown keys are an error, not silently ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"unknown SyntheticConfig keys {sorted(unknown)}; known: {sorted(known)}"
-            )
-        return cls(**d)
-
     def to_dict(self) -> dict:
-        """JSON-friendly dict (tuples become lists) that :meth:`from_dict` accepts back."""
+        """JSON-friendly dict (tuples become lists) that :meth:`from_params` accepts back."""
         d = asdict(self)
         d["scale_range"] = list(self.scale_range)
         d["rotation_range"] = list(self.rotation_range)
@@ -301,22 +293,7 @@ def write_synthetic_dataset(root: Path | str, config: SyntheticConfig) -> pd.Dat
     staging = root / ".staging"
     if staging.exists():
         shutil.rmtree(staging)
-    rows = []
-    total = sum(config.count(s) for s in SPLITS)
-    logger.info(
-        "Generating %d synthetic images (%d classes) into %s", total, config.num_classes, root
-    )
-    with tqdm(total=total, desc="synthetic images", disable=None) as bar:
-        for split in SPLITS:
-            for index in range(config.count(split)):
-                rgb, mask, label, texture_id = generate_image(config, split, index)
-                name = config.class_names[label]
-                rel = f"images/{name}/{split}_{index:05d}.png"
-                mask_rel = f"masks/{name}/{split}_{index:05d}.png"
-                _save_png(rgb, staging / rel)
-                _save_png(mask * np.uint8(255), staging / mask_rel)
-                rows.append((rel, mask_rel, label, name, split, texture_id))
-                bar.update(1)
+    rows = _render_all(config, staging, root)
     for sub in ("images", "masks"):
         target = root / sub
         if target.exists():
@@ -337,6 +314,27 @@ def write_synthetic_dataset(root: Path | str, config: SyntheticConfig) -> pd.Dat
     )
     logger.info("Wrote %d synthetic images to %s", len(manifest), root)
     return _read_manifest(csv_path)
+
+
+def _render_all(config: SyntheticConfig, staging: Path, root: Path) -> list[tuple]:
+    """Render every image and mask of every split into `staging`; their manifest rows."""
+    rows = []
+    total = sum(config.count(s) for s in SPLITS)
+    logger.info(
+        "Generating %d synthetic images (%d classes) into %s", total, config.num_classes, root
+    )
+    with tqdm(total=total, desc="synthetic images", disable=None) as bar:
+        for split in SPLITS:
+            for index in range(config.count(split)):
+                rgb, mask, label, texture_id = generate_image(config, split, index)
+                name = config.class_names[label]
+                rel = f"images/{name}/{split}_{index:05d}.png"
+                mask_rel = f"masks/{name}/{split}_{index:05d}.png"
+                _save_png(rgb, staging / rel)
+                _save_png(mask * np.uint8(255), staging / mask_rel)
+                rows.append((rel, mask_rel, label, name, split, texture_id))
+                bar.update(1)
+    return rows
 
 
 def _save_png(arr: np.ndarray, path: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from xai_kedro.core.common.hashing import sha256_bytes
+from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.data.augment import AugmentConfig, augment_batch
 from xai_kedro.core.injection.generator_api import GeneratedImages, ImagePool, details_json
 
@@ -39,7 +40,7 @@ FAILURE_PRIORITY = {"misclassified": 0, "low_faithfulness": 1}
 
 
 @dataclass(frozen=True)
-class ControlSettings:
+class ControlSettings(Settings):
     """Settings of the untargeted control (parameters `knowledge_injection.control`).
 
     augmentation: the perturbation applied to each drawn training image (AugmentConfig keys).
@@ -48,22 +49,15 @@ class ControlSettings:
         over the training split (fully untargeted).
     """
 
-    augmentation: AugmentConfig
+    PATH = "knowledge_injection.control"
+
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     match_class_counts: bool = False
 
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | None) -> ControlSettings:
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown knowledge_injection.control keys {unknown}; expected {sorted(known)}"
-            )
-        return cls(
-            AugmentConfig.from_dict(params.get("augmentation") or {}),
-            bool(params.get("match_class_counts", False)),
-        )
+    def __post_init__(self) -> None:
+        augmentation = AugmentConfig.from_params(self.augmentation, f"{self.PATH}.augmentation")
+        object.__setattr__(self, "augmentation", augmentation)
+        object.__setattr__(self, "match_class_counts", bool(self.match_class_counts))
 
 
 def select_failures(failures: pd.DataFrame, max_per_adapter: int) -> pd.DataFrame:
@@ -133,6 +127,27 @@ def image_rows(
     return pd.DataFrame(records, columns=INJECTION_IMAGE_COLUMNS)
 
 
+def _control_draws(
+    count: int,
+    pool: ImagePool,
+    settings: ControlSettings,
+    rng: np.random.Generator,
+    class_counts: Mapping[int, int] | None,
+) -> np.ndarray:
+    """Pool positions of the control's images: uniform with replacement, or per class."""
+    if not settings.match_class_counts:
+        return rng.integers(0, len(pool.image_ids), size=count)
+    if class_counts is None or sum(class_counts.values()) != count:
+        raise ValueError("match_class_counts needs class counts that add up to the size")
+    rows = []
+    for label in sorted(class_counts):
+        candidates = np.flatnonzero(pool.labels == int(label))
+        if len(candidates) == 0 and class_counts[label]:
+            raise ValueError(f"no training image of class {label} for the control")
+        rows.extend(rng.choice(candidates, size=int(class_counts[label]), replace=True))
+    return np.asarray(rows, dtype=np.int64)
+
+
 def untargeted_control(
     count: int,
     pool: ImagePool,
@@ -149,18 +164,7 @@ def untargeted_control(
     if count < 0:
         raise ValueError(f"control size must be >= 0, got {count}")
     rng = np.random.default_rng(seed)
-    if settings.match_class_counts:
-        if class_counts is None or sum(class_counts.values()) != count:
-            raise ValueError("match_class_counts needs class counts that add up to the size")
-        rows = []
-        for label in sorted(class_counts):
-            candidates = np.flatnonzero(pool.labels == int(label))
-            if len(candidates) == 0 and class_counts[label]:
-                raise ValueError(f"no training image of class {label} for the control")
-            rows.extend(rng.choice(candidates, size=int(class_counts[label]), replace=True))
-        drawn = np.asarray(rows, dtype=np.int64)
-    else:
-        drawn = rng.integers(0, len(pool.image_ids), size=count)
+    drawn = _control_draws(count, pool, settings, rng, class_counts)
     size = pool.image_size
     params = {
         "augmentation": settings.augmentation.to_dict(),

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.data.synthetic import (
     SyntheticConfig,
     sample_spec,
@@ -57,7 +58,7 @@ _SYNTHETIC_NAME = re.compile(r"(?P<split>[a-z]+)_(?P<index>\d+)\.png$")
 
 
 @dataclass(frozen=True)
-class DiagnosisConfig:
+class DiagnosisConfig(Settings):
     """Settings of the diagnosis (parameters `knowledge_injection.diagnosis`).
 
     split: the split diagnosed; anything but the test split.
@@ -69,6 +70,8 @@ class DiagnosisConfig:
     shortcut_share: share of a class's mistakes on the predicted class's training background
         from which the reason calls it a background shortcut.
     """
+
+    PATH = "knowledge_injection.diagnosis"
 
     split: str = "val"
     low_faithfulness_quantile: float = 0.9
@@ -101,18 +104,6 @@ class DiagnosisConfig:
             raise ValueError(
                 f"knowledge_injection.diagnosis.min_failures must be >= 1, got {self.min_failures}"
             )
-
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | None) -> DiagnosisConfig:
-        """From parameters; unknown keys are an error so that a typo cannot pass silently."""
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown knowledge_injection.diagnosis keys {unknown}; expected {sorted(known)}"
-            )
-        return cls(**params)
 
 
 def check_split(images: pd.DataFrame, split: str) -> None:

@@ -7,7 +7,6 @@ decorated with `register_generator` in a module listed under
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from xai_kedro.core.common.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,13 @@ class GeneratorSpec:
     description: str
 
 
-GENERATORS: dict[str, GeneratorSpec] = {}
+GENERATORS: Registry[GeneratorSpec] = Registry(
+    "generator",
+    setting="knowledge_injection.generator.name",
+    builtins=("xai_kedro.core.injection.generators",),
+    hint="register your own with @register_generator and list its module under "
+    "knowledge_injection.generator.plugins",
+)
 
 
 def register_generator(
@@ -128,29 +135,17 @@ def register_generator(
     """Decorator adding a generator to the registry under `name` (a duplicate is an error)."""
 
     def add(fn: Generator) -> Generator:
-        if name in GENERATORS:
-            raise ValueError(f"a generator named {name!r} is already registered")
-        GENERATORS[name] = GeneratorSpec(name, fn, requires_masks, description or fn.__doc__ or "")
+        GENERATORS.register(
+            name, GeneratorSpec(name, fn, requires_masks, description or fn.__doc__ or "")
+        )
         return fn
 
     return add
 
 
-# Modules whose generators register on import (the built-ins).
-BUILTIN_MODULES = ("xai_kedro.core.injection.generators",)
-
-
 def get_generator(name: str) -> GeneratorSpec:
     """The registered generator `name`; an unknown name is an error that lists the known ones."""
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    if name not in GENERATORS:
-        raise ValueError(
-            f"unknown generator {name!r} in knowledge_injection.generator.name; known: "
-            f"{sorted(GENERATORS)} (register your own with @register_generator and list its "
-            "module under knowledge_injection.generator.plugins)"
-        )
-    return GENERATORS[name]
+    return GENERATORS.get(name)
 
 
 def generate(name: str, request: GenerationRequest) -> GeneratedImages:

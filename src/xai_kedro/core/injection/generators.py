@@ -35,15 +35,14 @@ and its module listed under `knowledge_injection.generator.plugins`; choose it w
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy import ndimage
 
+from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.data.synthetic import (
     SyntheticConfig,
     draw_spec,
@@ -70,18 +69,6 @@ def background_classes(label: int, confuser: int, num_classes: int) -> list[int]
 
 def _failure_rng(seed: int, image_id: str, *extra: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), stable_int(image_id), *extra]))
-
-
-def _settings(cls: type, params: Mapping[str, Any] | None, generator: str) -> Any:
-    params = dict(params or {})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(
-            f"unknown knowledge_injection.generator.params {unknown} for {generator!r}; "
-            f"expected some of {sorted(known)}"
-        )
-    return cls(**params)
 
 
 # ------------------------------------------------------------------------------ synthetic
@@ -115,7 +102,7 @@ def synthetic_counterfactual(request: GenerationRequest) -> GeneratedImages:
             f" it needs ingestion.source.kind: synthetic (got {kind!r}); for a source with "
             "object masks use 'background_swap'"
         )
-    config = SyntheticConfig.from_dict(dict(request.source["synthetic"]))
+    config = SyntheticConfig.from_params(dict(request.source["synthetic"]))
     if len(request.class_names) != config.num_classes:
         raise ValueError(
             f"the synthetic config has {config.num_classes} classes, Bronze {len(request.class_names)}"
@@ -154,8 +141,10 @@ def synthetic_counterfactual(request: GenerationRequest) -> GeneratedImages:
 
 # ------------------------------------------------------------------------------ background swap
 @dataclass(frozen=True)
-class BackgroundSwapSettings:
+class BackgroundSwapSettings(Settings):
     """blend_px: width in pixels of the feathered ring outside the object mask (0 = hard cut)."""
+
+    PATH = "knowledge_injection.generator.params"
 
     blend_px: int = 2
 
@@ -207,7 +196,7 @@ def composite_on_background(
 def background_swap(request: GenerationRequest) -> GeneratedImages:
     """Per failing sample: `per_failure` training objects of its class (by mask) on training
     backgrounds of its confuser first, then of the other classes (their objects filled in)."""
-    settings = _settings(BackgroundSwapSettings, request.params, "background_swap")
+    settings = BackgroundSwapSettings.from_params(request.params)
     pool = request.pool
     num_classes = len(request.class_names)
     donors = {k: pool.ids_of_class(k, with_mask=True) for k in range(num_classes)}

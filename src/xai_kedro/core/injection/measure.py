@@ -14,14 +14,14 @@ value (mean over images), n_images, higher_is_better, and for targeted/control r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from xai_kedro.core.meta.stats import bootstrap_ci
+from xai_kedro.core.common.settings import Settings
+from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci
 
 ARM_ORDER = ("baseline", "targeted", "control")
 POOLED = "all"
@@ -42,8 +42,10 @@ TABLE_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class MeasureSettings:
+class MeasureSettings(Settings):
     """n_bootstrap replicates, a (1 - ci_alpha) interval, and the bootstrap seed."""
+
+    PATH = "knowledge_injection.measure"
 
     n_bootstrap: int = 1000
     ci_alpha: float = 0.05
@@ -55,17 +57,6 @@ class MeasureSettings:
                 "knowledge_injection.measure needs n_bootstrap >= 1 and 0 < ci_alpha < 1, got "
                 f"{self.n_bootstrap}, {self.ci_alpha}"
             )
-
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | None) -> MeasureSettings:
-        params = dict(params or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown knowledge_injection.measure keys {unknown}; expected {sorted(known)}"
-            )
-        return cls(**params)
 
 
 def with_arms(

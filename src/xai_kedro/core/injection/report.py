@@ -96,10 +96,30 @@ def injection_report(
     ci_alpha: float,
 ) -> str:
     """The markdown report section of the knowledge-injection pipeline."""
+    lines = _intro_lines(images, generator, diagnosis_split, ci_alpha)
+    scopes = _scopes(table)
+    if not scopes:
+        return "\n".join([*lines, "No adapter was refined, so nothing was measured.", ""])
+    lines += _answer_lines(table, scopes)
+    lines += _profile_lines(profiles)
+    lines += _comparison_lines(table, scopes)
+    lines += [
+        "",
+        "A verdict compares targeted with control: `better`/`worse` when the interval of their "
+        "difference excludes 0 (for deletion AUC lower is better), `no effect` otherwise.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _intro_lines(
+    images: pd.DataFrame, generator: str, diagnosis_split: str, ci_alpha: float
+) -> list[str]:
+    """What was diagnosed, generated and retrained, up to the `## Answer` heading."""
     confidence = f"{100 * (1 - ci_alpha):g} %"
     adapters = sorted(set(images["adapter_id"])) if len(images) else []
     sizes = images[images["arm"] == "targeted"].groupby("adapter_id").size() if len(images) else {}
-    lines = [
+    return [
         "# Knowledge injection: does XAI-guided training data help?",
         "",
         f"Failures of {', '.join(adapters) or 'no adapter'} were diagnosed on the "
@@ -116,12 +136,13 @@ def injection_report(
         "## Answer",
         "",
     ]
-    scopes = _scopes(table)
-    if not scopes:
-        return "\n".join([*lines, "No adapter was refined, so nothing was measured.", ""])
+
+
+def _answer_lines(table: pd.DataFrame, scopes: list[str]) -> list[str]:
+    """The headline answer (pooled when there is a pooled row), then one line per adapter."""
     headline = scopes[0]
     where = "over all refined adapters" if headline == POOLED else f"for {headline}"
-    lines += [
+    lines = [
         f"- Clean accuracy ({where}): " + answer_sentence(table, headline, "clean_accuracy", None),
         f"- OOD accuracy ({where}): "
         + answer_sentence(table, headline, OOD_METRIC, ALL_CONDITIONS),
@@ -133,7 +154,12 @@ def injection_report(
             + " "
             + answer_sentence(table, scope, OOD_METRIC, ALL_CONDITIONS)
         )
-    lines += [
+    return lines
+
+
+def _profile_lines(profiles: pd.DataFrame) -> list[str]:
+    """The failing classes of the diagnosis split and the reason each fails."""
+    lines = [
         "",
         "## Failure profiles (diagnosis split)",
         "",
@@ -147,7 +173,12 @@ def injection_report(
         )
     if not len(failing):
         lines.append("| - | - | - | no class fails |")
-    lines += [
+    return lines
+
+
+def _comparison_lines(table: pd.DataFrame, scopes: list[str]) -> list[str]:
+    """The three arms and their paired differences, per scope and metric."""
+    lines = [
         "",
         "## Baseline, targeted and control on the test split",
         "",
@@ -172,13 +203,7 @@ def injection_report(
                 f"{_interval(arms['control'], 'diff_vs_baseline')} | "
                 f"{_interval(arms['targeted'], 'diff_vs_control')} | {arms['targeted']['verdict']} |"
             )
-    lines += [
-        "",
-        "A verdict compares targeted with control: `better`/`worse` when the interval of their "
-        "difference excludes 0 (for deletion AUC lower is better), `no effect` otherwise.",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def injection_plot(table: pd.DataFrame) -> Figure:

@@ -30,22 +30,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from xai_kedro.core.common.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 CorruptionFn = Callable[[torch.Tensor, float, torch.Tensor], torch.Tensor]
-CORRUPTIONS: dict[str, CorruptionFn] = {}
+CORRUPTIONS: Registry[CorruptionFn] = Registry("corruption fn", setting="ood.corruptions[].fn")
 
 
 def register_corruption(name: str) -> Callable[[CorruptionFn], CorruptionFn]:
     """Declare a corruption ``fn(x255, value, seeds)``; presets and config entries name it."""
-
-    def decorate(fn: CorruptionFn) -> CorruptionFn:
-        if name in CORRUPTIONS:
-            raise ValueError(f"corruption {name!r} is registered twice")
-        CORRUPTIONS[name] = fn
-        return fn
-
-    return decorate
+    return CORRUPTIONS.register(name)
 
 
 PIXEL_MAX = 255

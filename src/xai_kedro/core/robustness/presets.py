@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from xai_kedro.core.common.registry import UnknownNameError
+from xai_kedro.core.common.settings import check_keys
 from xai_kedro.core.robustness.corruptions import CORRUPTIONS
 
 logger = logging.getLogger(__name__)
@@ -79,18 +81,18 @@ def _spec_from_entry(
 
     Missing fn/param are taken from the spec it replaces, else fn = corruption, param = "value".
     """
+    check_keys(entry, (*_OVERRIDE_REQUIRED, *_OVERRIDE_OPTIONAL), f"ood.corruptions[{position}]")
     missing = [k for k in _OVERRIDE_REQUIRED if k not in entry]
-    unknown = sorted(set(entry) - set(_OVERRIDE_REQUIRED) - set(_OVERRIDE_OPTIONAL))
-    if missing or unknown:
+    if missing:
         raise ValueError(
-            f"corruption override #{position} {dict(entry)}: missing keys {missing}, "
-            f"unknown keys {unknown}; expected {_OVERRIDE_REQUIRED} + optional {_OVERRIDE_OPTIONAL}"
+            f"corruption override #{position} {dict(entry)}: missing keys {missing}; "
+            f"expected {_OVERRIDE_REQUIRED} + optional {_OVERRIDE_OPTIONAL}"
         )
     fn_name = str(entry.get("fn", replaced.fn_name if replaced else entry["corruption"]))
-    if fn_name not in CORRUPTIONS:
-        raise ValueError(
-            f"corruption override #{position}: unknown fn {fn_name!r}; known: {sorted(CORRUPTIONS)}"
-        )
+    try:
+        CORRUPTIONS.get(fn_name)
+    except UnknownNameError as exc:
+        raise UnknownNameError(f"corruption override #{position}: {exc}") from None
     value = entry["value"]
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"corruption override #{position}: value must be a number, got {value!r}")
@@ -159,7 +161,4 @@ def spec_seeds(
 
 def apply_spec(spec: CorruptionSpec, x255: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
     """Run ``spec``'s registry function at its value on the batch."""
-    fn = CORRUPTIONS.get(spec.fn_name)
-    if fn is None:
-        raise ValueError(f"unknown corruption fn {spec.fn_name!r}; known: {sorted(CORRUPTIONS)}")
-    return fn(x255, spec.value, seeds)
+    return CORRUPTIONS.get(spec.fn_name)(x255, spec.value, seeds)
