@@ -1,0 +1,33 @@
+"""The deploy pipeline: which node reads and writes which dataset (names shared with the catalog)."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import deploy_model
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                deploy_model,
+                inputs=[
+                    "adapter_selection",
+                    "classifier_comparison",
+                    "adapter_zoo",
+                    "backbone_manifest",
+                    "silver_xai",
+                    "silver_ood",
+                    "raw_image_listing",
+                    "params:deploy",
+                    "params:meta_learning.meta_learners",
+                    "params:xai_silver.engine",
+                    "params:ingestion",
+                    "params:seed",
+                ],
+                outputs="deployed_model",
+                name="deploy_model",
+            )
+        ],
+        namespace="deploy",
+        prefix_datasets_with_namespace=False,
+    )
