@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 ENV ?= base
 
-.PHONY: setup run test lint viz-check cluster-run clean-data
+.PHONY: setup run test test-fast lint viz-check cluster-run clean-data
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,14 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(BIN)/kedro run --env $(ENV)
 
+# Everything: what CI (.ci/run) and the README's second command run.
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The contributor's loop: the pure library, no Spark or Kedro session (tests/conftest.py marks
+# the rest `integration`).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts

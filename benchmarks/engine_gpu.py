@@ -62,7 +62,7 @@ def make_zoo(config: Dinov2Config, num_classes: int, ranks: list[int], device, w
     backbone = freeze(build_backbone(config))
     models = []
     for rank in ranks:
-        cfg = AdapterConfig.from_dict(
+        cfg = AdapterConfig.from_params(
             {
                 "adapter_id": f"r{rank}",
                 "rank": rank,
@@ -224,7 +224,7 @@ def main() -> None:
     num_classes = 37
     config = Dinov2Config(image_size=size, mlp_ratio=4, **arch)
     specs = build_specs("reference")
-    xai = XAIConfig.from_dict(
+    xai = XAIConfig.from_params(
         {"steps": args.steps, "input_size": size, "batch_size": chunk, "max_batch_tokens": 1 << 21}
     )
     rng = np.random.default_rng(0)

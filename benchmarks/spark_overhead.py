@@ -38,8 +38,8 @@ from xai_kedro.core.models.backbone import (
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.settings import XAIConfig
-from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
 from xai_kedro.spark.session import configure_spark, get_spark
+from xai_kedro.spark.silver_nodes import compute_silver_xai
 
 SIZE, NUM_CLASSES = 48, 6
 ENGINE = {"steps": 8, "batch_size": 64}
@@ -51,7 +51,7 @@ def build_zoo(root: Path) -> tuple[torch.nn.Module, pd.DataFrame, dict]:
     save_backbone(backbone, root / "backbone")
     rows = []
     for rank in (0, 4, 8):
-        cfg = AdapterConfig.from_dict({"adapter_id": f"r{rank}", "rank": rank, "alpha": "2r"})
+        cfg = AdapterConfig.from_params({"adapter_id": f"r{rank}", "rank": rank, "alpha": "2r"})
         model = attach_adapter(ViTClassifier(copy.deepcopy(backbone), NUM_CLASSES), cfg)
         save_adapter(model, cfg, root / cfg.adapter_id, {"config_hash": cfg.adapter_id})
         rows.append({"adapter_id": cfg.adapter_id, "path": str(root / cfg.adapter_id)})
@@ -77,7 +77,7 @@ def bronze_frame(n: int) -> pd.DataFrame:
 
 def direct(backbone, zoo: pd.DataFrame, frame: pd.DataFrame) -> int:
     images = np.stack([np.frombuffer(p, np.uint8).reshape(SIZE, SIZE, 3) for p in frame["pixels"]])
-    config = XAIConfig.from_dict({"input_size": SIZE, **ENGINE})
+    config = XAIConfig.from_params({"input_size": SIZE, **ENGINE})
     rows = 0
     for row in zoo.itertuples():
         model = build_inference_model(backbone, read_adapter_files(row.path), NUM_CLASSES)

@@ -27,11 +27,24 @@ KEYED_TABLES = {
     "02_bronze/bronze_embeddings.parquet": ["image_id"],
     "02_bronze/bronze_quarantine.parquet": ["source_path"],
     "03_silver/silver_xai.parquet": ["image_id", "adapter_id"],
-    "03_silver/silver_ood.parquet": ["image_id", "adapter_id", "corruption", "severity"],
+    # shift_family: since issue 26 (a run before it has no such column: sorted without it)
+    "03_silver/silver_ood.parquet": [
+        "image_id",
+        "adapter_id",
+        "shift_family",
+        "corruption",
+        "severity",
+    ],
 }
 # Tables that older commits do not write: compared when both runs have them, an error when one has.
 OPTIONAL_TABLES = {
-    "03_silver/silver_source.parquet": ["image_id", "adapter_id", "corruption", "severity"],
+    "03_silver/silver_source.parquet": [
+        "image_id",
+        "adapter_id",
+        "shift_family",
+        "corruption",
+        "severity",
+    ],
     "03_silver/silver_xai_explainers.parquet": ["image_id", "adapter_id", "explainer"],
     "03_silver/silver_explainer_scores.parquet": ["image_id", "adapter_id", "explainer"],
 }
@@ -124,6 +137,7 @@ def compare_runs(
             for p, root in ((path_a, root_a), (path_b, root_b))
         )
         if keys:
+            keys = [k for k in keys if k in a.columns and k in b.columns]
             a = a.sort_values(keys, ignore_index=True)
             b = b.sort_values(keys, ignore_index=True)
         found = frame_differences(a, b, rel, atol)

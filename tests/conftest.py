@@ -19,73 +19,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The small end-to-end configuration: conf/tiny (a Kedro env a user can run too), which writes
+# under its own data_root.
 TINY_ENV = "tiny"
-TINY_PARAMETERS = {
-    "seed": 3,
-    "backbone": {
-        "input_size": 32,
-        "pretrain": {
-            "model": {
-                "image_size": 32,
-                "patch_size": 8,
-                "hidden_size": 32,
-                "num_layers": 2,
-                "num_heads": 2,
-                "mlp_ratio": 2,
-            },
-            "epochs": 3,
-            "batch_size": 32,
-        },
-    },
-    "ingestion": {
-        "source": {
-            "synthetic": {
-                "num_classes": 3,
-                "image_size": 32,
-                "images_per_class": {"pretrain": 16, "train": 12, "val": 4, "test": 4},
-            }
-        },
-        "storage_size": 32,
-        "min_side": 16,
-    },
-    "adapter_training": {
-        "zoo": {
-            "defaults": {"epochs": 2, "batch_size": 16},
-            "members": [
-                {"adapter_id": "linear_probe", "rank": 0, "lr": 0.01},
-                {"adapter_id": "r2_qv", "rank": 2},
-                {
-                    "adapter_id": "r4_dora",
-                    "rank": 4,
-                    "use_dora": True,
-                    "use_rslora": True,
-                    "target_roles": ["query", "value", "fc1", "fc2"],
-                },
-            ],
-        },
-    },
-    "execution": {"threads_per_training_job": 1, "xai_partitions": 2, "ood_partitions": 2},
-    "xai_silver": {"engine": {"steps": 4}},
-    "knowledge_injection": {
-        "adapters": ["linear_probe", "r2_qv"],
-        "generator": {"per_failure": 2, "max_failures_per_adapter": 4},
-        "measure": {"n_bootstrap": 50},
-        "gallery": {"failures": 2, "generated_per_failure": 2},
-    },
-    "meta_learning": {
-        "meta_learners": {
-            "n_bootstrap": 30,
-            "permutation_repeats": 2,
-            "cv_folds": 3,
-            "models": {
-                "RandomForest": {"n_estimators": 20},
-                "XGBoost": {"n_estimators": 20},
-                "XGBoost_Tuned": {"n_estimators": 20},
-            },
-        },
-        "accuracy_estimation": {"regressor": {"n_estimators": 20}},
-    },
-}
+TINY_DATA_ROOT = yaml.safe_load((PROJECT_ROOT / "conf" / TINY_ENV / "globals.yml").read_text())[
+    "data_root"
+]
 
 
 # Fixtures that start Spark or a Kedro session: a test that uses one (directly or through
@@ -125,16 +64,14 @@ def load_conf(env: str, key: str, conf_source: Path = PROJECT_ROOT / "conf") -> 
 
 
 def make_tiny_project(root: Path) -> Path:
-    """Project root with conf/ from the repo and a `tiny` env of small parameters (no data)."""
+    """Project root with the repo's conf/ (its `tiny` env included, conf/local left out) and
+    no data."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, root / name)
     (root / "src").mkdir()  # the package itself is installed (editable)
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
     (root / "conf" / "local").mkdir(exist_ok=True)
-    tiny = root / "conf" / TINY_ENV
-    tiny.mkdir()
-    (tiny / "parameters.yml").write_text(yaml.safe_dump(TINY_PARAMETERS, sort_keys=False))
     (root / "data").mkdir()
     return root
 
@@ -165,5 +102,6 @@ def tiny_run(spark, tiny_project) -> Path:
 
     with pytest.MonkeyPatch.context() as mp:
         run_kedro(tiny_project, mp)
-        run_kedro(tiny_project, mp, pipelines=sorted(SEPARATE_RUNS))
+        for name in sorted(SEPARATE_RUNS):  # each its own run, as the README runs them
+            run_kedro(tiny_project, mp, pipelines=[name])
     return tiny_project

@@ -65,3 +65,56 @@ def test_catalog_declares_every_gold_table_in_the_gold_layer(env):
     for name in GOLD_TABLES:
         assert name in catalog, f"{name} is not in the {env} catalog"
         assert catalog[name]["metadata"]["kedro-viz"]["layer"] == "gold", name
+
+
+CLUSTER_ENV_VARS = (
+    "SPARK_AUTHENTICATE_SECRET",
+    "SPARK_DRIVER_BIND_ADDRESS",
+    "SPARK_DRIVER_HOST",
+    "SPARK_UI_ENABLED",
+)
+
+
+def test_cluster_spark_is_authenticated_encrypted_and_bound_to_the_driver_host(monkeypatch):
+    from xai_kedro.spark.session import _builder_options, check_authentication
+
+    for name in CLUSTER_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPARK_MASTER_URL", "spark://head:7077")
+    spark = load("cluster", "spark")
+    assert spark["spark.authenticate"] is True
+    assert spark["spark.network.crypto.enabled"] is True
+    assert spark["spark.io.encryption.enabled"] is True
+    assert spark["spark.ui.enabled"] is False
+    assert "0.0.0.0" not in {str(v) for v in spark.values()}
+    options = _builder_options(spark)
+    # no secret in the repository: unset, the setting is dropped and the run stops in one line
+    assert "spark.authenticate.secret" not in options
+    assert "spark.driver.bindAddress" not in options  # Spark binds to spark.driver.host
+    with pytest.raises(SystemExit) as stop:
+        check_authentication(options)
+    message = str(stop.value.code)
+    assert "\n" not in message and "SPARK_AUTHENTICATE_SECRET" in message
+    for master in ("yarn", "k8s://https://api:6443", "local[2]"):  # Spark makes its own secret
+        check_authentication({**options, "spark.master": master})
+
+    monkeypatch.setenv("SPARK_AUTHENTICATE_SECRET", "from-the-environment")
+    monkeypatch.setenv("SPARK_DRIVER_BIND_ADDRESS", "0.0.0.0")
+    monkeypatch.setenv("SPARK_UI_ENABLED", "true")
+    options = _builder_options(load("cluster", "spark"))
+    check_authentication(options)
+    assert options["spark.authenticate.secret"] == "from-the-environment"
+    assert options["spark.driver.bindAddress"] == "0.0.0.0"  # only because the user set it
+    assert options["spark.ui.enabled"] == "true"
+
+
+def test_local_and_local_cluster_spark_stay_on_the_loopback_without_a_secret(monkeypatch):
+    from xai_kedro.spark.session import _builder_options, check_authentication
+
+    monkeypatch.delenv("SPARK_MASTER_URL", raising=False)
+    for env in ("base", "local_cluster"):
+        options = _builder_options(load(env, "spark"))
+        assert options["spark.driver.bindAddress"] == "127.0.0.1", env
+        assert options["spark.ui.enabled"] == "false", env
+        assert "spark.authenticate" not in options, env
+        check_authentication(options)

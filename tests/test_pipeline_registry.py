@@ -3,10 +3,12 @@ first use and is then the same as its package's `create_pipeline()`."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import PROJECT_ROOT
 from xai_kedro.pipeline_registry import (
@@ -88,8 +90,8 @@ def test_the_default_run_leaves_out_the_separate_runs_and_they_need_nothing_it_l
     tables: every input of a separate run is a catalog dataset the default run writes."""
     registry = register_pipelines()
     default = registry["__default__"]
-    assert "knowledge_injection" in SEPARATE_RUNS
-    assert {"ingestion", "adapter_training", "xai_silver", "ood", "meta_learning"} == set(
+    assert {"knowledge_injection", "scoring"} <= SEPARATE_RUNS
+    assert {"ingestion", "adapter_training", "xai_silver", "ood", "meta_learning", "deploy"} == set(
         pipeline_names()
     ) - SEPARATE_RUNS
     for name in SEPARATE_RUNS:
@@ -97,3 +99,42 @@ def test_the_default_run_leaves_out_the_separate_runs_and_they_need_nothing_it_l
         assert not {n.name for n in separate.nodes} & {n.name for n in default.nodes}
         needed = {d for d in separate.inputs() if not d.startswith("params:")}
         assert needed and needed <= default.all_outputs(), needed - default.all_outputs()
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of every module `path` (a module of `package`) imports, relative ones
+    resolved; `from a import b` counts as both `a` and `a.b`."""
+    names: set[str] = set()
+    for statement in ast.walk(ast.parse(path.read_text())):
+        if isinstance(statement, ast.Import):
+            names.update(alias.name for alias in statement.names)
+        elif isinstance(statement, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - statement.level + 1]) if statement.level else ""
+            module = ".".join(p for p in (base, statement.module or "") if p)
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in statement.names)
+    return names
+
+
+def test_no_pipeline_imports_another_pipeline():
+    """Shared node logic lives in spark/ or core/: a pipeline package imports no other one."""
+    root = PROJECT_ROOT / "src" / "xai_kedro" / "pipelines"
+    names = pipeline_names()
+    assert len(names) >= 6
+    crossing = {}
+    for name in names:
+        for path in sorted((root / name).rglob("*.py")):
+            parts = path.relative_to(root.parent.parent).with_suffix("").parts
+            package = ".".join(parts[:-1])  # a module's package; an __init__'s own
+            others = {
+                module
+                for module in _imported_modules(path, package)
+                for other in names
+                if other != name
+                and (module == f"xai_kedro.pipelines.{other}"
+                     or module.startswith(f"xai_kedro.pipelines.{other}."))
+            }  # fmt: skip
+            if others:
+                crossing[str(path.relative_to(root))] = sorted(others)
+    assert not crossing, crossing

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tests.conftest import load_conf
 from xai_kedro.core.adapters.zoo import expand_zoo
-from xai_kedro.core.meta.estimation import adapter_families
+from xai_kedro.core.meta.adapters.estimation import adapter_families
+from xai_kedro.core.meta.adapters.settings import EstimationSettings
 
 MIN_ADAPTERS = 48
 
@@ -23,7 +24,8 @@ def test_zoo_has_48_adapters_in_seed_families() -> None:
     configs = expand_zoo(params["adapter_training"]["zoo"])
     assert len(configs) >= MIN_ADAPTERS
     ids = [c.adapter_id for c in configs]
-    pattern = params["meta_learning"]["accuracy_estimation"]["family_pattern"]
+    estimation = params["meta_learning"]["accuracy_estimation"]
+    pattern = EstimationSettings.from_params(estimation).family_pattern
     families = adapter_families(ids, pattern)
     sizes = families.value_counts()
     assert (sizes >= 2).all(), "every config needs several seeds"

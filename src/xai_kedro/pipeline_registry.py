@@ -20,7 +20,9 @@ PIPELINES_PACKAGE = "xai_kedro.pipelines"
 # (`kedro run --pipelines knowledge_injection`). Knowledge injection retrains adapters twice
 # (targeted and control) and costs about 2 minutes of the `base` run on 2 CPU cores; with it,
 # the default run measured 9.6-11.9 min on the same machine, against a 10-minute budget.
-SEPARATE_RUNS = frozenset({"knowledge_injection"})
+# Scoring scores a folder with the model the default run registered (`kedro run --pipelines
+# scoring`). The monitor reports on an unlabeled folder (`kedro run --pipelines monitor`).
+SEPARATE_RUNS = frozenset({"knowledge_injection", "monitor", "scoring"})
 
 
 class LazyPipeline(Pipeline):

@@ -11,7 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from tests.conftest import PROJECT_ROOT, TINY_ENV
+from tests.conftest import PROJECT_ROOT, TINY_DATA_ROOT, TINY_ENV
 from xai_kedro.core.meta.tables import GOLD_TABLES
 
 NOTEBOOKS = ["01_analysis.ipynb", "02_failure_gallery.ipynb"]
@@ -93,7 +93,7 @@ def notebook_project(tiny_run) -> Path:
 def test_analysis_notebook_runs_and_reports_the_gold_numbers(notebook_project, monkeypatch):
     notebook = _execute(notebook_project / "notebooks" / NOTEBOOKS[0], monkeypatch)
     text = _text(notebook)
-    gold = notebook_project / "data" / "04_gold"
+    gold = notebook_project / TINY_DATA_ROOT / "04_gold"
     # Found the tiny project from notebooks/ and took the environment from KEDRO_ENV.
     assert f"Kedro env: {TINY_ENV} | project: {notebook_project}" in text
     assert f"Loaded {len(GOLD_TABLES)} Gold layer datasets" in text
@@ -108,7 +108,7 @@ def test_analysis_notebook_runs_and_reports_the_gold_numbers(notebook_project, m
     summary = pd.read_parquet(gold / "adapter_summary.parquet")
     top = summary.loc[summary["accuracy"].idxmax()]
     assert f"Best OOD robustness: {top['adapter_id']} " in text
-    report = (notebook_project / "data/08_reporting/summary_report.md").read_text()
+    report = (notebook_project / TINY_DATA_ROOT / "08_reporting/summary_report.md").read_text()
     markdown = [o["data"]["text/markdown"] for o in _outputs(notebook)
                 if "text/markdown" in o.get("data", {})]  # fmt: skip
     assert markdown == [report]
@@ -119,12 +119,14 @@ def test_analysis_notebook_runs_and_reports_the_gold_numbers(notebook_project, m
 def test_failure_gallery_notebook_shows_gallery_and_heatmaps(notebook_project, spark, monkeypatch):
     notebook = _execute(notebook_project / "notebooks" / NOTEBOOKS[1], monkeypatch)
     text = _text(notebook)
-    pages = sorted((notebook_project / "data/08_reporting/failure_gallery").iterdir())
+    pages = sorted((notebook_project / TINY_DATA_ROOT / "08_reporting/failure_gallery").iterdir())
     assert pages
     assert f"{len(pages)} gallery page(s)" in text
-    silver = spark.read.parquet(str(notebook_project / "data/03_silver/silver_xai.parquet"))
+    silver = spark.read.parquet(
+        str(notebook_project / TINY_DATA_ROOT / "03_silver/silver_xai.parquet")
+    )
     mistakes = silver.filter(~silver["is_correct"]).groupBy("adapter_id").count().toPandas()
-    zoo = pd.read_parquet(notebook_project / "data/06_models/adapter_zoo.parquet")
+    zoo = pd.read_parquet(notebook_project / TINY_DATA_ROOT / "06_models/adapter_zoo.parquet")
     counts = mistakes.set_index("adapter_id")["count"].reindex(zoo["adapter_id"], fill_value=0)
     assert f"-> showing {counts.idxmax()}" in text
     assert "deletion_auc" in text and "insertion_auc" in text

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from tests.pipelines.conftest import run_kedro
+from tests.pipelines.conftest import TINY_DATA_ROOT, run_kedro
 
 pytestmark = pytest.mark.slow
 
@@ -15,6 +15,7 @@ GOLD = [
     "correlations", "classifier_comparison", "feature_importance", "adapter_summary",
     "degradation", "qualitative_summary", "quantitative_summary", "xai_feature_ranking",
     "adapter_ranking", "worst_corruption", "accuracy_estimation", "explainer_features",
+    "family_hypothesis", "family_headline",
 ]  # fmt: skip
 
 
@@ -32,7 +33,7 @@ def monkeypatch_module():
 
 
 def test_bronze_tables(first_run, spark):
-    data = first_run / "data"
+    data = first_run / TINY_DATA_ROOT
     bronze = spark.read.parquet(str(data / "02_bronze/bronze_images.parquet")).toPandas()
     assert len(bronze) == 3 * (16 + 12 + 4 + 4)
     assert bronze["image_id"].is_unique
@@ -46,7 +47,7 @@ def test_bronze_tables(first_run, spark):
 
 
 def test_zoo_silver_and_gold(first_run, spark):
-    data = first_run / "data"
+    data = first_run / TINY_DATA_ROOT
     zoo = pd.read_parquet(data / "06_models/adapter_zoo.parquet")
     assert list(zoo["adapter_id"]) == ["linear_probe", "r2_qv", "r4_dora"]
     # each adapter is complete in its own directory; the staged training rows are gone
@@ -59,7 +60,16 @@ def test_zoo_silver_and_gold(first_run, spark):
     assert silver[["attn_entropy", "gini", "deletion_auc", "insertion_auc"]].notna().all().all()
     assert silver["object_attention_share"].between(0, 1).all()
     ood = spark.read.parquet(str(data / "03_silver/silver_ood.parquet")).toPandas()
-    assert len(ood) == len(silver) * 9
+    # the reference grid's 9 conditions, then one shift of each family (conf/tiny)
+    per_family = ood.groupby("shift_family").size().to_dict()
+    assert per_family == {
+        "reference": 9 * len(silver),
+        "background": len(silver),
+        "imagenet_c": len(silver),
+    }
+    assert not ood.duplicated(
+        ["image_id", "adapter_id", "shift_family", "corruption", "severity"]
+    ).any()
     for table in GOLD:
         frame = pd.read_parquet(data / f"04_gold/{table}.parquet")
         assert not frame.empty, table
@@ -73,6 +83,10 @@ def test_zoo_silver_and_gold(first_run, spark):
     report = (data / "08_reporting/summary_report.md").read_text()
     assert "XAI" in report
     assert "## Which explainer's features predict robustness" in report
+    hypothesis = pd.read_parquet(data / "04_gold/family_hypothesis.parquet")
+    assert set(hypothesis["shift_family"]) == {"reference", "background", "imagenet_c"}
+    assert set(hypothesis["verdict"]) <= {"holds", "reversed", "no effect", "undefined"}
+    assert "Per shift family" in report
     for plot in ["correlations", "roc_curves", "degradation", "adapter_training_curves"]:
         assert (data / f"08_reporting/{plot}.png").stat().st_size > 1000
     assert any((data / "08_reporting/failure_gallery").iterdir())
@@ -81,7 +95,7 @@ def test_zoo_silver_and_gold(first_run, spark):
 def test_second_run_is_stable_and_skips_trained_adapters(
     first_run, spark, monkeypatch_module, caplog
 ):
-    data = first_run / "data"
+    data = first_run / TINY_DATA_ROOT
     before = spark.read.parquet(str(data / "02_bronze/bronze_images.parquet")).toPandas()
     zoo_before = pd.read_parquet(data / "06_models/adapter_zoo.parquet")
     with caplog.at_level("INFO"):

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from tests.pipelines.conftest import TINY_PARAMETERS, run_kedro
+from tests.conftest import load_conf
+from tests.pipelines.conftest import TINY_DATA_ROOT, TINY_ENV, run_kedro
 
 pytestmark = pytest.mark.slow
 
-ADAPTERS = TINY_PARAMETERS["knowledge_injection"]["adapters"]
+ADAPTERS = load_conf(TINY_ENV, "parameters")["knowledge_injection"]["adapters"]
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +31,11 @@ def monkeypatch_module():
 
 
 def _params(project) -> dict:
-    from kedro.config import OmegaConfigLoader
-
-    from xai_kedro import settings
-
-    args = {k: v for k, v in settings.CONFIG_LOADER_ARGS.items() if k != "default_run_env"}
-    return OmegaConfigLoader(conf_source=str(project / "conf"), env="tiny", **args)["parameters"]
+    return load_conf(TINY_ENV, "parameters", project / "conf")
 
 
 def test_gold_table_report_plot_and_gallery(project):
-    data = project / "data"
+    data = project / TINY_DATA_ROOT
     table = pd.read_parquet(data / "04_gold/knowledge_injection.parquet")
     assert set(table["adapter_id"]) == {*ADAPTERS, "all"}
     assert set(table["arm"]) == {"baseline", "targeted", "control"}
@@ -72,7 +68,7 @@ def test_gold_table_report_plot_and_gallery(project):
 
 
 def test_generated_images_are_training_images_of_equal_size_arms(project, spark):
-    data = project / "data"
+    data = project / TINY_DATA_ROOT
     images = pd.read_parquet(data / "05_model_input/knowledge_injection_images.parquet")
     bronze = spark.read.parquet(str(data / "02_bronze/bronze_images.parquet"))
     splits = dict(bronze.select("image_id", "split").toPandas().itertuples(index=False))
@@ -104,7 +100,7 @@ def test_the_diagnosis_never_reads_the_test_split(project, spark, monkeypatch):
     from xai_kedro.pipelines.knowledge_injection.nodes import diagnose_failures
 
     monkeypatch.chdir(project)
-    data = project / "data"
+    data = project / TINY_DATA_ROOT
     bronze = spark.read.parquet(str(data / "02_bronze/bronze_images.parquet"))
     poisoned = bronze.withColumn(
         "pixels",
@@ -140,7 +136,7 @@ def test_an_unknown_generator_is_a_clear_error(project):
 
 
 def test_a_rerun_reuses_the_refined_adapters_from_the_cache(project, monkeypatch_module, caplog):
-    data = project / "data"
+    data = project / TINY_DATA_ROOT
     before = pd.read_parquet(data / "06_models/injection_adapter_zoo.parquet")
     images_before = pd.read_parquet(data / "05_model_input/knowledge_injection_images.parquet")
     with caplog.at_level("INFO"):

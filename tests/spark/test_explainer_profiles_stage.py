@@ -9,7 +9,7 @@ import pytest
 from tests.spark.test_zoo_udfs import EXECUTION, SIZE, _direct, _sorted, bronze, zoo  # noqa: F401
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.settings import XAIConfig
-from xai_kedro.pipelines.xai_silver.nodes import compute_explainer_profiles
+from xai_kedro.spark.silver_nodes import compute_explainer_profiles
 
 METRICS = ["attn_entropy", "gini", "deletion_auc", "insertion_auc", "object_attention_share"]
 PARAMS = {

@@ -1,11 +1,13 @@
-"""Ingestion at the edges, through Spark: empty and all-broken sources fail in ingestion, a file
-too large for Spark is quarantined unread, conflicting duplicates, early parameter checks, and
-reuse of Bronze and embeddings when nothing changed."""
+"""Ingestion at the edges, through Spark: empty and all-broken sources end the run in one line,
+a file too large for Spark is quarantined unread (and the cap is logged), dangling symlinks and
+special files are quarantined, conflicting duplicates, early parameter checks, and reuse of
+Bronze and embeddings when nothing changed."""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -67,18 +69,37 @@ def last_spark_job(spark) -> int:
     return max(spark.sparkContext.statusTracker().getJobIdsForGroup(), default=-1)
 
 
-def test_empty_source_fails_in_ingestion_naming_the_root(spark, tmp_path):
+def test_empty_source_ends_the_run_in_one_line_naming_the_root(spark, tmp_path):
     root = tmp_path / "empty"
     (root / "cats").mkdir(parents=True)
     (root / "dogs").mkdir()
     ingestion = params(root, tmp_path / "store")
-    with pytest.raises(IngestionError, match="no usable image") as error:
+    jobs = last_spark_job(spark)
+    with pytest.raises(SystemExit) as stop:
         run(ingestion)
-    assert str(root) in str(error.value) and "lists no file" in str(error.value)
+    message = str(stop.value.code)
+    assert "\n" not in message and str(root) in message and "lists no file" in message
+    assert "2 class sub-folders (cats, dogs) hold 0 files" in message
+    assert last_spark_job(spark) == jobs  # found by the listing, before any Spark work
     bare = tmp_path / "bare"
     bare.mkdir()
-    with pytest.raises(FileNotFoundError, match="no class sub-folders"):
+    (bare / "loose.png").write_bytes(b"x")
+    with pytest.raises(SystemExit) as stop:
         list_images(params(bare, tmp_path / "store"))
+    message = str(stop.value.code)
+    assert "\n" not in message and str(bare) in message and "no class sub-folders" in message
+    assert "0 folders, 1 files directly under it" in message
+
+
+def test_a_listing_without_files_fails_in_ingestion_naming_the_root(spark, tmp_path):
+    root = tmp_path / "nothing"
+    root.mkdir()
+    listing = pd.DataFrame({c: pd.Series(dtype=object) for c in sources.SOURCE_COLUMNS})
+    ingestion = params(root, tmp_path / "store")
+    settings = spark_ingestion.IngestionSettings.from_params(ingestion)
+    with pytest.raises(IngestionError, match="no usable image") as error:
+        spark_ingestion.ingest(spark, listing, ingestion["source"], settings)
+    assert str(root) in str(error.value) and "lists no file" in str(error.value)
 
 
 def test_all_broken_source_fails_with_quarantine_counts(spark, tmp_path):
@@ -89,15 +110,37 @@ def test_all_broken_source_fails_with_quarantine_counts(spark, tmp_path):
     data = png(root / "dogs/whole.png", seed=1)
     (root / "dogs/whole.png").write_bytes(data[: len(data) // 2])
     (root / "dogs/empty.png").write_bytes(b"")
-    with pytest.raises(IngestionError) as error:
+    with pytest.raises(SystemExit) as stop:
         run(params(root, tmp_path / "store"))
-    message = str(error.value)
-    assert str(root) in message and "no usable image" in message
+    message = str(stop.value.code)
+    assert "\n" not in message and str(root) in message and "no usable image" in message
     for count in ("not_an_image 1", "truncated 1", "empty 1"):
         assert count in message
 
 
-def test_file_too_large_for_spark_is_quarantined_unread(spark, tmp_path, monkeypatch):
+def test_dangling_symlinks_and_special_files_are_quarantined(spark, tmp_path):
+    root = tmp_path / "links"
+    good_folder(root)
+    (root / "cats/gone.png").symlink_to(root / "cats/nowhere.png")
+    (root / "dogs/loop.png").symlink_to(root / "dogs/loop.png")
+    os.mkfifo(root / "dogs/pipe.png")  # reading it would block the decoder forever
+    (root / "dogs/linked").symlink_to(root / "cats", target_is_directory=True)
+    listing = list_images(params(root, tmp_path / "store"))
+    bronze, quarantine = run(params(root, tmp_path / "store"))
+    reasons = dict(zip(quarantine["source_path"], quarantine["reason"], strict=True))
+    assert reasons == {
+        "cats/gone.png": "dangling_symlink",
+        "dogs/loop.png": "dangling_symlink",
+        "dogs/pipe.png": "not_a_file",
+    }
+    assert "dangling_symlink" in quarantine.set_index("source_path").loc["cats/gone.png", "message"]
+    # Every listed path is in exactly one of the two tables.
+    assert sorted([*bronze["source_path"], *quarantine["source_path"]]) == sorted(
+        listing["rel_path"]
+    )
+
+
+def test_file_too_large_for_spark_is_quarantined_unread(spark, tmp_path, monkeypatch, caplog):
     root = tmp_path / "sparse"
     good_folder(root)
     huge = root / "dogs" / "huge.jpg"
@@ -112,7 +155,10 @@ def test_file_too_large_for_spark_is_quarantined_unread(spark, tmp_path, monkeyp
 
     monkeypatch.setattr(sources, "sha256_file", recording)
     ingestion = params(root, tmp_path / "store", max_file_bytes=2**40)  # capped at Spark's limit
-    bronze, quarantine = run(ingestion)
+    with caplog.at_level(logging.WARNING, logger="xai_kedro.spark.ingestion"):
+        bronze, quarantine = run(ingestion)
+    capped = [r.getMessage() for r in caplog.records if "capped" in r.getMessage()]
+    assert len(capped) == 1 and str(2**40) in capped[0] and str(SPARK_BINARY_LIMIT) in capped[0]
     assert len(bronze) == 8 and "dogs/huge.jpg" not in set(bronze["source_path"])
     row = quarantine.set_index("source_path").loc["dogs/huge.jpg"]
     assert row["reason"] == "too_large"
@@ -162,7 +208,7 @@ def test_required_pretrain_split_is_checked_in_ingestion(spark, tmp_path):
     root = tmp_path / "no_pretrain"
     good_folder(root)
     ingestion = params(root, tmp_path / "store")
-    with pytest.raises(IngestionError, match=r"split 'pretrain' has no image under .*no_pretrain"):
+    with pytest.raises(SystemExit, match=r"split 'pretrain' has no image under .*no_pretrain"):
         ingest_images(list_images(ingestion), ingestion, {"pretrain": {"enabled": True}})
 
 

@@ -8,14 +8,12 @@ import pandas as pd
 
 from tests.spark.test_zoo_udfs import EXECUTION, NUM_CLASSES, SIZE, bronze, zoo  # noqa: F401
 from xai_kedro.core.adapters import build_inference_model, read_adapter_files
-from xai_kedro.core.meta.faithfulness import POOLED
+from xai_kedro.core.meta.explainers.faithfulness import POOLED
 from xai_kedro.core.xai.explainers import configured_explainers
 from xai_kedro.core.xai.leaderboard import sample_image_ids, score_explainers
 from xai_kedro.core.xai.settings import XAIConfig
-from xai_kedro.pipelines.xai_silver.nodes import (
-    build_explainer_faithfulness,
-    compute_explainer_scores,
-)
+from xai_kedro.pipelines.xai_silver.nodes import build_explainer_faithfulness
+from xai_kedro.spark.silver_nodes import compute_explainer_scores
 
 EXPLAINERS = {"attention": None, "gradient_attention": None, "rise": {"masks": 16}}
 PARAMS = {

@@ -4,9 +4,9 @@ scripts/local_cluster.sh) writes the same Silver and Gold tables as the local-mo
 
 from __future__ import annotations
 
-import copy
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, TINY_PARAMETERS, make_tiny_project
+from tests.conftest import PROJECT_ROOT, TINY_DATA_ROOT, TINY_ENV, make_tiny_project
 from tests.test_conf import load
 from xai_kedro.spark.session import _builder_options
 
@@ -56,16 +56,16 @@ def test_local_cluster_env_is_the_base_experiment_on_a_loopback_master(monkeypat
 
 
 def _cluster_project(root: Path) -> Path:
-    """The tiny project with a `tiny_cluster` env: tiny parameters, local_cluster's Spark."""
+    """The tiny project with a `tiny_cluster` env: conf/tiny, local_cluster's Spark."""
     project = make_tiny_project(root)
     env = project / "conf" / "tiny_cluster"
-    env.mkdir()
-    params = copy.deepcopy(TINY_PARAMETERS)
+    shutil.copytree(project / "conf" / TINY_ENV, env)
+    execution = yaml.safe_load((env / "parameters_execution.yml").read_text())["execution"]
     cluster_execution = yaml.safe_load(
         (PROJECT_ROOT / "conf/local_cluster/parameters_execution.yml").read_text()
     )["execution"]
-    params["execution"] = {**params["execution"], **cluster_execution}
-    (env / "parameters.yml").write_text(yaml.safe_dump(params, sort_keys=False))
+    params = {"execution": {**execution, **cluster_execution}}
+    (env / "parameters_execution.yml").write_text(yaml.safe_dump(params, sort_keys=False))
     (env / "spark.yml").write_text((PROJECT_ROOT / "conf/local_cluster/spark.yml").read_text())
     return project
 
@@ -137,7 +137,7 @@ def test_standalone_cluster_run_writes_the_local_mode_tables(tiny_run, tmp_path)
     assert executor_logs, sorted(str(p) for p in cluster_dir.rglob("*"))[:50]
 
     # The script runs `kedro run`; the local tiny run also ran the separate runs after it.
-    local, cluster = Path(tiny_run) / "data", project / "data"
+    local, cluster = Path(tiny_run) / TINY_DATA_ROOT, project / TINY_DATA_ROOT
     separate = _separate_run_files()
     for layer in ("03_silver", "04_gold"):
         tables = sorted(p.name for p in (local / layer).glob("*.parquet") if p.name not in separate)

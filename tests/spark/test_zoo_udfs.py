@@ -27,8 +27,7 @@ from xai_kedro.core.robustness.ood import evaluate_corruptions
 from xai_kedro.core.robustness.presets import build_specs
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.settings import XAIConfig
-from xai_kedro.pipelines.ood.nodes import compute_silver_ood
-from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
+from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_xai
 
 NUM_CLASSES = 3
 SIZE = 32
@@ -50,8 +49,8 @@ def zoo(tmp_path_factory):
     save_backbone(backbone, root / "backbone")
     rows = []
     for cfg in (
-        AdapterConfig.from_dict({"adapter_id": "probe", "rank": 0, "alpha": 1}),
-        AdapterConfig.from_dict(
+        AdapterConfig.from_params({"adapter_id": "probe", "rank": 0, "alpha": 1}),
+        AdapterConfig.from_params(
             {
                 "adapter_id": "dora",
                 "rank": 4,
@@ -123,7 +122,7 @@ def test_udf_silver_xai_equals_direct_engine(zoo, bronze):
         _sorted(via_spark, ["image_id", "adapter_id"]).drop(columns="heatmap"),
         _sorted(rerun, ["image_id", "adapter_id"]).drop(columns="heatmap"),
     )
-    config = XAIConfig.from_dict({"input_size": SIZE, **params["engine"]})
+    config = XAIConfig.from_params({"input_size": SIZE, **params["engine"]})
 
     def run(model, test, pixels):
         masks = [
@@ -200,7 +199,7 @@ def test_silver_schemas_follow_the_core_columns():
     assert set(XAI_METRICS) <= set(xai.fieldNames())
     assert xai["object_attention_share"].nullable and not xai["gini"].nullable
     ood = ood_stage(build_specs("reference"), 32, 8, 0).schema
-    assert ood.fieldNames() == ["image_id", "adapter_id", *OOD_COLUMNS]
+    assert ood.fieldNames() == ["image_id", "adapter_id", "shift_family", *OOD_COLUMNS]
 
 
 def test_a_bad_compile_setting_fails_when_the_udf_is_built():

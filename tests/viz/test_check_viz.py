@@ -11,11 +11,13 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, TINY_ENV, load_conf
+from tests.conftest import PROJECT_ROOT, TINY_DATA_ROOT, TINY_ENV, load_conf
 
 CHECK_TIMEOUT_S = 600
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import check_viz  # noqa: E402
+
+DATASETS = "xai_kedro.integration.datasets"
 
 
 def _catalog() -> dict:
@@ -27,9 +29,9 @@ def test_every_spark_table_and_the_reports_have_a_previewing_dataset():
     spark_tables = [n for n, e in catalog.items() if "spark" in str(e.get("type", "")).lower()]
     assert spark_tables
     for name in spark_tables:
-        assert catalog[name]["type"] == "xai_kedro.spark.datasets.SparkPreviewDataset", name
-    assert catalog["failure_gallery"]["type"] == "xai_kedro.preview_datasets.GalleryDataset"
-    assert catalog["summary_report"]["type"] == "xai_kedro.preview_datasets.ReportDataset"
+        assert catalog[name]["type"] == f"{DATASETS}.spark.SparkPreviewDataset", name
+    assert catalog["failure_gallery"]["type"] == f"{DATASETS}.preview.GalleryDataset"
+    assert catalog["summary_report"]["type"] == f"{DATASETS}.preview.ReportDataset"
 
 
 def test_node_labels_match_raw_and_pretty_names():
@@ -81,4 +83,4 @@ def test_viz_build_with_previews_serialises_every_dataset(tiny_run, tmp_path):
     assert result.returncode == 0, output
     assert "Failed" not in output and "Unable to serialize" not in output, output
     nodes = list((tiny_run / "build" / "api" / "nodes").iterdir())
-    assert any("data/03_silver/injection_failures" in p.read_text() for p in nodes)
+    assert any(f"{TINY_DATA_ROOT}/03_silver/injection_failures" in p.read_text() for p in nodes)

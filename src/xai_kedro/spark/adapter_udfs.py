@@ -45,7 +45,7 @@ def make_adapter_udf(
     `compile_settings` (parameters `execution.compile`; None = on CUDA only) compiles each
     merged model's forwards; the graphs are shared by every adapter of the worker process."""
     columns = stage.schema.fieldNames()
-    compiling = CompileSettings.from_dict(compile_settings)  # a bad setting fails on the driver
+    compiling = CompileSettings.from_params(compile_settings)  # a bad setting fails on the driver
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         rows = [BronzeBatch.decode(batch) for batch in batches if len(batch)]

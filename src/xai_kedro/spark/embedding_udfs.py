@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import types as T
 
+from xai_kedro.core.common.columns import Column
 from xai_kedro.core.data.bronze import pixels_from_rows
 from xai_kedro.core.models.embeddings import embed_images
+from xai_kedro.spark.schema import struct_of
 from xai_kedro.spark.worker import (
     ensure_worker_logging,
     manifest_backbone,
@@ -17,11 +18,11 @@ from xai_kedro.spark.worker import (
     worker_device,
 )
 
-EMBEDDING_SCHEMA = T.StructType(
-    [
-        T.StructField("image_id", T.StringType(), False),
-        T.StructField("embedding", T.ArrayType(T.FloatType(), False), False),
-    ]
+EMBEDDING_SCHEMA = struct_of(
+    (
+        Column("image_id", "string", "Bronze image key", role="key"),
+        Column("embedding", "float_array", "frozen-backbone CLS embedding", role="payload"),
+    )
 )
 
 

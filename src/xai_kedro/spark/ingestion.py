@@ -12,6 +12,7 @@ is written last: an interrupted run leaves no record, and the next run redoes th
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from xai_kedro.core.common.settings import check_keys
 from xai_kedro.core.data.bronze import (
     IngestionError,
     check_bronze,
@@ -30,7 +32,13 @@ from xai_kedro.core.data.bronze import (
     quarantine_summary,
 )
 from xai_kedro.core.data.decoding import DecodeSettings
-from xai_kedro.core.data.sources import SOURCE_COLUMNS, validate_source, with_file_stats
+from xai_kedro.core.data.sources import (
+    SOURCE_COLUMNS,
+    EmptySourceError,
+    SourceNotFoundError,
+    validate_source,
+    with_file_stats,
+)
 from xai_kedro.core.data.splits import SPLIT_ORDER, assign_splits, validate_split_params
 from xai_kedro.spark.ingestion_udfs import DECODED_SCHEMA, make_decoder
 from xai_kedro.spark.reuse import ReuseSettings, ReuseStore
@@ -40,6 +48,9 @@ logger = logging.getLogger(__name__)
 #: A Spark binary value holds at most 2 GiB - 1 bytes (a Java array): the cap of
 #: ``ingestion.max_file_bytes``, whatever the configured value.
 SPARK_BINARY_LIMIT = 2**31 - 1
+#: The errors a user's data or settings cause, raised on the driver: each message is one line
+#: naming the source root (and the counts), so the node ends the run with it, no traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (SourceNotFoundError, EmptySourceError, IngestionError)
 LISTING_SCHEMA = (
     "path string, rel_path string, image_id string, label int, "
     "label_name string, split string, mask_path string"
@@ -55,6 +66,13 @@ BRONZE_TABLE, QUARANTINE_TABLE = ("bronze_images.parquet", "bronze_quarantine.pa
 FILES_TABLE = "bronze_files.parquet"  # what the stored Bronze was built from, file by file
 
 
+# The `ingestion` block: the decode settings, these, and `embedding` (read by its own node).
+INGESTION_KEYS = (
+    *DecodeSettings.setting_names(), "source", "split", "max_file_bytes", "required_splits",
+    "every_class_in", "reuse", "embedding",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class IngestionSettings:
     """Every ingestion parameter, validated on the driver before any Spark work."""
@@ -65,6 +83,7 @@ class IngestionSettings:
     required_splits: tuple[str, ...]
     every_class_in: tuple[str, ...]
     reuse: ReuseSettings
+    requested_max_file_bytes: int  # as configured; above SPARK_BINARY_LIMIT it is capped
 
     @classmethod
     def from_params(
@@ -72,6 +91,7 @@ class IngestionSettings:
     ) -> IngestionSettings:
         """``params`` is ``ingestion``; ``backbone.pretrain.enabled`` adds the pretrain split to
         the required ones (the base backbone is pre-trained on it)."""
+        check_keys(params, INGESTION_KEYS, "ingestion")
         validate_source(params.get("source") or {})
         decode = DecodeSettings.from_params(params)
         split = validate_split_params(params.get("split") or {})
@@ -89,6 +109,7 @@ class IngestionSettings:
             required_splits=required,
             every_class_in=every,
             reuse=ReuseSettings.from_params(params.get("reuse")),
+            requested_max_file_bytes=limit,
         )
 
     def fingerprint_settings(self, source: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,6 +279,7 @@ def ingest(
     sizes, content hashes) and the settings are unchanged, else a full decode; then the checks
     the later stages rely on (they raise :class:`IngestionError` naming the root)."""
     root = str(Path(str(source["root"])).expanduser().resolve())
+    _log_cap(settings)
     limit_name = "ingestion.max_file_bytes" + (
         " (Spark's binary limit)" if settings.max_file_bytes == SPARK_BINARY_LIMIT else ""
     )
@@ -298,8 +320,20 @@ def ingest(
     return bronze, quarantine
 
 
+def _log_cap(settings: IngestionSettings) -> None:
+    """Say so when the configured ``max_file_bytes`` is over what Spark can hold."""
+    if settings.requested_max_file_bytes > settings.max_file_bytes:
+        logger.warning(
+            "ingestion.max_file_bytes=%d is over Spark's binary limit: capped at %d bytes "
+            "(2 GiB - 1); larger files are quarantined as too_large without being read",
+            settings.requested_max_file_bytes,
+            settings.max_file_bytes,
+        )
+
+
 def _absolute(listing: pd.DataFrame) -> pd.DataFrame:
-    resolve = lambda p: None if p is None or pd.isna(p) else str(Path(p).resolve())  # noqa: E731
+    # os.path.realpath is Path.resolve without its error on a symlink loop (listed: quarantined).
+    resolve = lambda p: None if p is None or pd.isna(p) else os.path.realpath(p)  # noqa: E731
     return listing.assign(
         path=listing["path"].map(resolve), mask_path=listing["mask_path"].map(resolve)
     )

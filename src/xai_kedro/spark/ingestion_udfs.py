@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import types as T
 
+from xai_kedro.core.common.columns import Column
 from xai_kedro.core.data.decoding import (
     ImageRejected,
     content_hash,
@@ -21,23 +21,24 @@ from xai_kedro.core.data.decoding import (
     decode_mask,
     pixels_to_bytes,
 )
+from xai_kedro.spark.schema import struct_of
 
-DECODED_SCHEMA = T.StructType(
-    [
-        T.StructField("image_id", T.StringType(), False),
-        T.StructField("label", T.IntegerType(), False),
-        T.StructField("label_name", T.StringType(), True),
-        T.StructField("split", T.StringType(), True),
-        T.StructField("height", T.IntegerType(), True),
-        T.StructField("width", T.IntegerType(), True),
-        T.StructField("pixels", T.BinaryType(), True),
-        T.StructField("mask", T.BinaryType(), True),
-        T.StructField("source_path", T.StringType(), False),
-        T.StructField("content_hash", T.StringType(), True),
-        T.StructField("reason", T.StringType(), True),
-        T.StructField("message", T.StringType(), True),
-    ]
+# What the decoder returns per listed file: Bronze's columns, or a quarantine reason.
+DECODED_COLUMNS = (
+    Column("image_id", "string", "stable key from source name and path", role="key"),
+    Column("label", "int", "class index", role="label"),
+    Column("label_name", "string", "class name", role="label", nullable=True),
+    Column("split", "string", "split the source assigned, if any", role="key", nullable=True),
+    Column("height", "int", "stored height", role="payload", nullable=True),
+    Column("width", "int", "stored width", role="payload", nullable=True),
+    Column("pixels", "binary", "RGB uint8 at the storage size", role="payload", nullable=True),
+    Column("mask", "binary", "object mask at the storage size", role="payload", nullable=True),
+    Column("source_path", "string", "the file as listed", role="key"),
+    Column("content_hash", "string", "sha256 of the file's bytes", role="payload", nullable=True),
+    Column("reason", "string", "quarantine reason (None: usable)", role="payload", nullable=True),
+    Column("message", "string", "what was wrong, for a person", role="payload", nullable=True),
 )
+DECODED_SCHEMA = struct_of(DECODED_COLUMNS)
 
 
 def make_decoder(

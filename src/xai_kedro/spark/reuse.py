@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from xai_kedro.core.common.settings import check_keys
 from xai_kedro.spark.embedding_udfs import EMBEDDING_SCHEMA, make_embedder
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ReuseSettings:
     @classmethod
     def from_params(cls, reuse: Mapping[str, Any] | None) -> ReuseSettings:
         reuse = dict(reuse or {})
+        check_keys(reuse, ("enabled", "dir"), "ingestion.reuse")
         enabled = reuse.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ValueError(f"ingestion.reuse.enabled must be true or false, got {enabled!r}")

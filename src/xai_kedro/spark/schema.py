@@ -13,6 +13,7 @@ _SPARK_TYPES = {
     "int": T.IntegerType,
     "double": T.DoubleType,
     "bool": T.BooleanType,
+    "binary": T.BinaryType,
 }
 
 

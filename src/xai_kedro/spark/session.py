@@ -61,6 +61,7 @@ def get_spark() -> SparkSession:
         conf = dict(_settings.get("conf", {}))
         app_name = conf.pop("spark.app.name", "xai-kedro")
         options = _builder_options(conf)
+        check_authentication(options)
         # Local workers are forked by the driver from PYSPARK_PYTHON: pin them to this venv.
         os.environ.setdefault("PYSPARK_PYTHON", options["spark.pyspark.python"])
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", options["spark.pyspark.driver.python"])
@@ -84,6 +85,26 @@ def get_spark() -> SparkSession:
         spark.sparkContext.setLogLevel("WARN")
         logger.info("Spark %s started: master=%s", spark.version, spark.sparkContext.master)
         return spark
+
+
+# Masters for which Spark makes its own authentication secret when none is set.
+_OWN_SECRET_MASTERS = ("yarn", "k8s://", "local[")
+AUTH_SECRET_ENV = "SPARK_AUTHENTICATE_SECRET"  # conf/cluster/spark.yml reads the secret here
+
+
+def check_authentication(options: dict[str, str]) -> None:
+    """`spark.authenticate` on a standalone master needs the cluster's shared secret: without
+    it, end the run in one line naming the variable, not in Spark's Java stack trace."""
+    if options.get("spark.authenticate") != "true" or options.get("spark.authenticate.secret"):
+        return
+    master = options.get("spark.master", "")
+    if master == "local" or master.startswith(_OWN_SECRET_MASTERS):
+        return
+    raise SystemExit(
+        f"spark.authenticate is on but spark.authenticate.secret is unset (master {master}): "
+        f"export {AUTH_SECRET_ENV} with the secret the master and workers use; "
+        "see docs/cluster.md"
+    )
 
 
 def _private_local_dir(options: dict[str, str]) -> Path | None:

@@ -18,9 +18,11 @@ from pyspark.sql import types as T
 
 from xai_kedro.core.common.columns import Column
 from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixels_from_rows
+from xai_kedro.core.data.synthetic import SyntheticConfig
 from xai_kedro.core.robustness.columns import SILVER_OOD, SILVER_OOD_KEYS
-from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.ood import ShiftCache, evaluate_corruptions
 from xai_kedro.core.robustness.presets import CorruptionSpec
+from xai_kedro.core.robustness.shifts import ShiftSpec
 from xai_kedro.core.xai.columns import (
     SILVER_XAI,
     SILVER_XAI_EXPLAINERS,
@@ -141,10 +143,15 @@ def ood_stage(
     *,
     name: str = "silver_ood",
     include_clean: bool = False,
+    shifts: Sequence[ShiftSpec] = (),
+    world: SyntheticConfig | None = None,
 ) -> SilverStage:
-    """`silver_ood`: one row per (image, adapter, corruption, severity). With
-    ``include_clean`` (`silver_source`) the unshifted images come first."""
-    specs = list(specs)
+    """`silver_ood`: one row per (image, adapter, shift family, corruption, severity): the
+    reference corruption grid, then the image-level ``shifts`` (background ones use the Bronze
+    masks and the synthetic ``world``). With ``include_clean`` (`silver_source`) the unshifted
+    images come first."""
+    specs, shifts = list(specs), list(shifts)
+    cache = ShiftCache()
 
     def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
         return evaluate_corruptions(
@@ -158,9 +165,13 @@ def ood_stage(
             batch_size=batch_size,
             base_seed=base_seed,
             include_clean=include_clean,
+            shifts=shifts,
+            masks=batch.masks,
+            world=world,
+            cache=cache,
         )
 
-    rows_per_pair = len(specs) + int(include_clean)
+    rows_per_pair = len(specs) + len(shifts) + int(include_clean)
     return SilverStage(name, SILVER_OOD, SILVER_OOD_KEYS, rows_per_pair, evaluate)
 
 

@@ -70,7 +70,7 @@ def run_training_job(
     """Train one adapter config and save it atomically; returns its id and validation metrics."""
     if threads_per_job:
         torch.set_num_threads(int(threads_per_job))
-    cfg = AdapterConfig.from_dict(job["config"])
+    cfg = AdapterConfig.from_params(job["config"])
     device = worker_device(device_preference)
     torch.manual_seed(cfg.seed)
     frozen = manifest_backbone(backbone, "cpu")
@@ -95,6 +95,7 @@ def run_training_job(
             "metrics": result.metrics,
             "history": result.history,
         },
+        class_names=job.get("class_names"),
     )
     logger.info("Adapter %s trained: %s", cfg.adapter_id, result.metrics)
     return {"adapter_id": cfg.adapter_id, "metrics": result.metrics}
@@ -214,6 +215,7 @@ def train_cached(
     num_classes: int,
     backbone_manifest: dict[str, Any],
     execution: dict[str, Any],
+    class_names: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train every config not already trained on the same rows; adapter id -> its metadata.
 
@@ -222,6 +224,8 @@ def train_cached(
     """
     fingerprint = training_data_fingerprint(rows, backbone_manifest)
     jobs, done = plan_training_jobs(configs, fingerprint, zoo_dir, num_classes)
+    for job in jobs:  # stored in adapter_meta.json; not part of the cache key
+        job["class_names"] = class_names
     if jobs:
         splits = set(rows["split"])
         run_training_jobs(jobs, training_rows, splits, zoo_dir, backbone_manifest, execution)

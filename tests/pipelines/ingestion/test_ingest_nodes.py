@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import make_tiny_project, run_kedro
+from tests.conftest import TINY_DATA_ROOT, make_tiny_project, run_kedro
 from xai_kedro.core.data.bronze import masks_from_rows, pixels_from_rows
 from xai_kedro.pipelines.ingestion.nodes import ingest_images, list_images
 
@@ -187,7 +187,7 @@ def test_paper_env_without_its_dataset_says_what_is_missing_in_one_line(tmp_path
 def test_second_kedro_run_reuses_bronze_and_embeddings(spark, tmp_path, monkeypatch, caplog):
     project = make_tiny_project(tmp_path / "rerun")
     run_kedro(project, monkeypatch, pipelines=["ingestion"])
-    data = project / "data/02_bronze"
+    data = project / TINY_DATA_ROOT / "02_bronze"
 
     def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
         bronze = spark.read.parquet(str(data / "bronze_images.parquet")).toPandas()

@@ -12,16 +12,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import expand_zoo
+from xai_kedro.core.adapters.manifest import manifest_tables
 from xai_kedro.spark.training_jobs import train_cached
 from xai_kedro.spark.zoo import count_classes
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_COLUMNS = [
-    "adapter_id", "rank", "alpha", "use_dora", "use_rslora", "target_roles", "config_hash",
-    "trainable_params", "trainable_pct", "train_loss", "eval_loss", "accuracy", "f1",
-    "precision", "recall", "duration_s", "path",
-]  # fmt: skip
 
 
 def train_adapter_zoo(
@@ -40,48 +35,29 @@ def train_adapter_zoo(
         .toPandas()
     )
     zoo_dir = Path(training["zoo_dir"])
+    num_classes = count_classes(bronze_images)
     done = train_cached(
         configs,
         training_rows,
         rows,
         zoo_dir,
-        count_classes(bronze_images),
+        num_classes,
         backbone_manifest,
         execution,
+        class_names=_class_names(bronze_images, num_classes),
     )
     return manifest_tables(configs, done, zoo_dir)
 
 
-def manifest_tables(
-    configs, done: dict[str, dict], zoo_dir: Path
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The zoo manifest (one row per config, in config order) and the per-epoch curves."""
-    records, curves = [], []
-    for cfg in configs:
-        meta = done[cfg.adapter_id]
-        metrics = meta["metrics"]
-        records.append(
-            {
-                "adapter_id": cfg.adapter_id,
-                "rank": int(cfg.rank),
-                "alpha": float(cfg.alpha),
-                "use_dora": bool(cfg.use_dora),
-                "use_rslora": bool(cfg.use_rslora),
-                "target_roles": ",".join(cfg.target_roles),
-                "config_hash": meta["config_hash"],
-                "trainable_params": int(metrics["trainable_params"]),
-                "trainable_pct": float(metrics["trainable_pct"]),
-                **{k: float(metrics[k]) for k in ("train_loss", "eval_loss", "accuracy")},
-                "f1": float(metrics["f1"]),
-                "precision": float(metrics["precision"]),
-                "recall": float(metrics["recall"]),
-                "duration_s": float(metrics["duration_s"]),
-                "path": str(zoo_dir / cfg.adapter_id),
-            }
-        )
-        for epoch in meta.get("history", []):
-            curves.append({"adapter_id": cfg.adapter_id, **epoch})
-    return pd.DataFrame(records, columns=MANIFEST_COLUMNS), pd.DataFrame(curves)
+def _class_names(bronze_images: DataFrame, num_classes: int) -> list[str]:
+    """Label index -> Bronze's label_name (the index itself where a class has no name)."""
+    pairs = bronze_images.select("label", "label_name").distinct().toPandas()
+    named = {
+        int(label): str(name)
+        for label, name in zip(pairs["label"], pairs["label_name"], strict=True)
+        if not pd.isna(name)
+    }
+    return [named.get(i, str(i)) for i in range(num_classes)]
 
 
 def plot_training_curves(curves: pd.DataFrame) -> Figure:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,41 +17,40 @@ from pyspark.sql import functions as F
 
 from xai_kedro.core.common.device import pick_device
 from xai_kedro.core.data.bronze import pixels_from_rows
-from xai_kedro.core.data.sources import SourceNotFoundError, list_source
+from xai_kedro.core.data.sources import list_source
 from xai_kedro.core.data.synthetic import SyntheticConfig, write_synthetic_dataset
 from xai_kedro.core.models.backbone import (
+    BackboneCheckError,
     backbone_fingerprint,
+    check_backbone_setting,
     load_backbone,
     resolve_weights_dir,
     save_backbone,
-    small_backbone_config,
 )
-from xai_kedro.core.models.pretrain import pretrain_backbone
-from xai_kedro.spark.ingestion import IngestionSettings, ingest
+from xai_kedro.core.models.pretrain import PretrainSettings, pretrain_backbone
+from xai_kedro.spark.ingestion import USER_ERRORS, IngestionSettings, ingest
 from xai_kedro.spark.reuse import ReuseSettings, embed_with_reuse
 from xai_kedro.spark.session import get_spark
 
 logger = logging.getLogger(__name__)
 
 
-def list_images(ingestion: dict[str, Any]) -> pd.DataFrame:
+def list_images(ingestion: dict[str, Any], backbone: dict[str, Any] | None = None) -> pd.DataFrame:
     """Every candidate input file with its label/split/mask; synthetic data is generated first.
 
-    All ingestion parameters are validated here, before any data is generated or read. A source
-    whose files are not on disk ends the run with one line naming the path (no traceback).
+    All ingestion parameters and the backbone checkpoint are validated here, before any data is
+    generated or read. A source whose files are not on disk, or that holds no file, or an
+    unusable backbone, ends the run with one line naming the setting (no traceback).
     """
     source = ingestion["source"]
-    try:
+    check_backbone(backbone)
+    with _one_line_errors():
         IngestionSettings.from_params(ingestion)
-    except SourceNotFoundError as missing:
-        raise SystemExit(str(missing)) from None
     root = Path(source["root"])
     if source["kind"] == "synthetic":
-        write_synthetic_dataset(root, SyntheticConfig.from_dict(source["synthetic"]))
-    try:
+        write_synthetic_dataset(root, SyntheticConfig.from_params(source["synthetic"]))
+    with _one_line_errors():
         listing = list_source(source["kind"], root, source_name=source.get("name", source["kind"]))
-    except SourceNotFoundError as missing:
-        raise SystemExit(str(missing)) from None
     logger.info("Listed %d candidate files under %s", len(listing), root)
     return listing
 
@@ -56,15 +58,45 @@ def list_images(ingestion: dict[str, Any]) -> pd.DataFrame:
 def ingest_images(
     listing: pd.DataFrame, ingestion: dict[str, Any], backbone: dict[str, Any]
 ) -> tuple[DataFrame, pd.DataFrame]:
-    """Bronze images + quarantine (`spark.ingestion.ingest`), reused when nothing changed."""
+    """Bronze images + quarantine (`spark.ingestion.ingest`), reused when nothing changed.
+
+    No usable image (or an empty required split) ends the run with one line naming the root and
+    the quarantine counts."""
     settings = IngestionSettings.from_params(ingestion, backbone)
-    return ingest(get_spark(), listing, ingestion["source"], settings)
+    with _one_line_errors():
+        return ingest(get_spark(), listing, ingestion["source"], settings)
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """An expected user error (`spark.ingestion.USER_ERRORS`) ends `kedro run` with its one-line
+    message and no traceback, as `SystemExit` does."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        raise SystemExit(str(error)) from None
+
+
+def check_backbone(backbone: dict[str, Any] | None) -> None:
+    """A checkpoint that is missing, of no registered family or of a patch size that does not
+    divide `backbone.input_size` ends the run in one line before any file is listed (a backbone
+    that this run pre-trains is not on disk yet and is checked when it is built)."""
+    if not backbone or (backbone.get("pretrain") or {}).get("enabled", False):
+        return
+    try:
+        check_backbone_setting(
+            str(backbone["source"]),
+            backbone.get("input_size"),
+            local_files_only=bool(backbone.get("local_files_only", True)),
+        )
+    except BackboneCheckError as error:
+        raise SystemExit(str(error)) from None
 
 
 def prepare_backbone(
     bronze_images: DataFrame, backbone: dict[str, Any], execution: dict[str, Any], seed: int
 ) -> dict[str, Any]:
-    """Load the configured DINOv2, or (base env) pre-train the small one once and reuse it."""
+    """Load the configured backbone, or (base env) pre-train the small one once and reuse it."""
     source = str(backbone["source"])
     pretrain = backbone.get("pretrain") or {}
     if Path(source).exists() or pretrain.get("enabled", False):
@@ -112,8 +144,11 @@ def _pretrain_if_needed(
             "backbone.pretrain.enabled is true but bronze_images has no 'pretrain' split: "
             "use the synthetic source (it generates one) or set backbone.source to a DINOv2 model"
         )
+    settings = PretrainSettings.from_params(pretrain)
+    # Of the resolved settings, so stating a default in conf/ or leaving it out is the same.
+    resolved = dataclasses.asdict(settings)
     fingerprint = hashlib.sha256(
-        json.dumps({"pretrain": pretrain, "seed": seed}, sort_keys=True).encode()
+        json.dumps({"pretrain": resolved, "seed": seed}, sort_keys=True).encode()
         + "".join(rows["content_hash"]).encode()
     ).hexdigest()[:16]
     marker = directory / "pretrain_fingerprint.json"
@@ -124,14 +159,9 @@ def _pretrain_if_needed(
     model, history = pretrain_backbone(
         pixels_from_rows(rows),
         rows["label"].to_numpy(),
-        small_backbone_config(**pretrain["model"]),
-        epochs=int(pretrain["epochs"]),
-        batch_size=int(pretrain["batch_size"]),
-        lr=float(pretrain["lr"]),
-        weight_decay=float(pretrain["weight_decay"]),
+        settings,
         seed=seed,
         device=device,
-        augment=pretrain.get("augment"),
     )
     save_backbone(model, directory)
     record = {"fingerprint": fingerprint, "pretrain_history": history}

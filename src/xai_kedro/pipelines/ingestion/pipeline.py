@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 list_images,
-                inputs="params:ingestion",
+                inputs=["params:ingestion", "params:backbone"],
                 outputs="raw_image_listing",
                 name="list_images",
             ),

@@ -3,19 +3,19 @@ and cache, score through the Silver stages, measure; the work is in `core.inject
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import AdapterConfig, expand_zoo, read_adapter_files
-from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixels_from_rows
+from xai_kedro.core.adapters.manifest import manifest_tables
+from xai_kedro.core.common.registry import load_plugins
+from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
 from xai_kedro.core.data.synthetic import SyntheticConfig
 from xai_kedro.core.injection.datasets import (
     CONTROL_GENERATOR,
@@ -36,7 +36,6 @@ from xai_kedro.core.injection.diagnosis import (
 )
 from xai_kedro.core.injection.generator_api import (
     GenerationRequest,
-    ImagePool,
     generate,
     get_generator,
 )
@@ -53,10 +52,10 @@ from xai_kedro.core.injection.report import (
     injection_plot,
     injection_report,
 )
-from xai_kedro.pipelines.adapter_training.nodes import manifest_tables
-from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
 from xai_kedro.spark.adapter_udfs import eval_crop_of
+from xai_kedro.spark.injection_pool import training_pool
 from xai_kedro.spark.session import get_spark
+from xai_kedro.spark.silver_nodes import compute_silver_xai
 from xai_kedro.spark.training_jobs import TRAINING_COLUMNS, train_cached
 from xai_kedro.spark.zoo import count_classes
 
@@ -65,7 +64,6 @@ logger = logging.getLogger(__name__)
 #: Refined adapter ids: `<zoo adapter id>__<arm>`.
 ARM_SEPARATOR = "__"
 TRAINING_SCHEMA = "image_id string, label int, split string, height int, width int, pixels binary"
-POOL_COLUMNS = ["image_id", "height", "width", "pixels", "mask"]
 ROW_KEYS = ["image_id", "label", "split", "content_hash"]
 
 
@@ -97,7 +95,7 @@ def diagnose_failures(
 
     The only Bronze rows this node reads are those of the diagnosis split (checked again in
     core): the test split, on which the refined adapters are measured, never enters."""
-    config = DiagnosisConfig.from_dict(injection.get("diagnosis"))
+    config = DiagnosisConfig.from_params(injection.get("diagnosis"))
     selected = _selected_zoo(adapter_zoo, list(injection["adapters"]))
     diagnosed = bronze_images.filter(F.col("split") == config.split)
     xai = compute_silver_xai(
@@ -107,7 +105,7 @@ def diagnose_failures(
     if source.get("kind") == "synthetic":
         backgrounds = synthetic_backgrounds(
             images["source_path"].tolist(),
-            SyntheticConfig.from_dict(dict(source["synthetic"])),
+            SyntheticConfig.from_params(dict(source["synthetic"])),
             config.split,
         )
         images = pd.concat([images, backgrounds], axis=1)
@@ -119,35 +117,6 @@ def diagnose_failures(
     return failures, profiles
 
 
-def _training_pool(bronze_images: DataFrame) -> ImagePool:
-    """The training split as a pool: ids/labels now, pixels fetched by id when a generator asks."""
-    train = bronze_images.filter(F.col("split") == "train")
-    keys = (
-        train.select("image_id", "label", F.col("mask").isNotNull().alias("has_mask"), "height")
-        .orderBy("image_id")
-        .toPandas()
-    )
-    if keys.empty:
-        raise ValueError("bronze_images has no 'train' rows to generate from")
-    sizes = set(keys["height"])
-    if len(sizes) != 1:
-        raise ValueError(f"training images of different sizes {sorted(sizes)}")
-
-    def fetch(ids):
-        wanted = list(ids)
-        rows = train.filter(F.col("image_id").isin(wanted)).select(*POOL_COLUMNS).toPandas()
-        rows = rows.set_index("image_id").loc[wanted].reset_index()
-        return pixels_from_rows(rows), masks_from_rows(rows)
-
-    return ImagePool(
-        tuple(keys["image_id"]),
-        keys["label"].to_numpy(dtype=np.int64),
-        keys["has_mask"].to_numpy(dtype=bool),
-        fetch,
-        int(sizes.pop()),
-    )
-
-
 def generate_training_images(
     injection_failures: pd.DataFrame,
     bronze_images: DataFrame,
@@ -156,18 +125,17 @@ def generate_training_images(
 ) -> pd.DataFrame:
     """Per selected adapter: its targeted images and an untargeted control of the same size."""
     settings = injection["generator"]
-    for module in settings.get("plugins") or []:
-        importlib.import_module(module)
+    load_plugins(settings.get("plugins"), "knowledge_injection.generator.plugins")
     name = str(settings["name"])
     get_generator(name)  # an unknown name fails before any work
     params = dict(settings.get("params") or {})
-    control = ControlSettings.from_dict(injection.get("control"))
+    control = ControlSettings.from_params(injection.get("control"))
     seed = int(injection["seed"])
     if injection_failures.empty:
         raise ValueError(
             "the diagnosis found no failures of the selected adapters: nothing to inject"
         )
-    pool = _training_pool(bronze_images)
+    pool = training_pool(bronze_images)
     names = _class_names(bronze_images.filter(F.col("split") == "train"))
     chosen = select_failures(injection_failures, int(settings["max_failures_per_adapter"]))
     frames = []
@@ -224,7 +192,7 @@ def refine_adapters(
     for (adapter_id, arm), extra in knowledge_injection_images.groupby(
         ["adapter_id", "arm"], sort=True
     ):
-        cfg = AdapterConfig.from_dict(
+        cfg = AdapterConfig.from_params(
             {**configs[adapter_id].to_dict(), "adapter_id": f"{adapter_id}{ARM_SEPARATOR}{arm}"}
         )
         typed = extra[TRAINING_COLUMNS].astype(
@@ -259,18 +227,21 @@ def build_knowledge_injection(
     def baseline(table: DataFrame, columns: list[str]) -> pd.DataFrame:
         return table.filter(F.col("adapter_id").isin(bases)).select(*columns).toPandas()
 
+    def reference(table: DataFrame) -> DataFrame:  # the measure is on the reference grid
+        return table.filter(F.col("shift_family") == "reference")
+
     clean = with_arms(
         baseline(silver_xai, clean_columns),
         injection_silver_xai.select(*clean_columns).toPandas(),
         injection_adapter_zoo,
     )
     ood = with_arms(
-        baseline(silver_ood, ood_columns),
-        injection_silver_ood.select(*ood_columns).toPandas(),
+        baseline(reference(silver_ood), ood_columns),
+        reference(injection_silver_ood).select(*ood_columns).toPandas(),
         injection_adapter_zoo,
     )
     return knowledge_injection_table(
-        clean, ood, MeasureSettings.from_dict(injection.get("measure"))
+        clean, ood, MeasureSettings.from_params(injection.get("measure"))
     )
 
 
@@ -320,12 +291,12 @@ def write_knowledge_injection_report(
     knowledge_injection_images: pd.DataFrame,
     injection: dict[str, Any],
 ) -> str:
-    measure = MeasureSettings.from_dict(injection.get("measure"))
+    measure = MeasureSettings.from_params(injection.get("measure"))
     return injection_report(
         injection_failure_profile,
         knowledge_injection,
         knowledge_injection_images.drop(columns=["pixels", "mask"]),
         str(injection["generator"]["name"]),
-        DiagnosisConfig.from_dict(injection.get("diagnosis")).split,
+        DiagnosisConfig.from_params(injection.get("diagnosis")).split,
         measure.ci_alpha,
     )

@@ -1,9 +1,8 @@
 """The knowledge_injection pipeline: which node reads and writes which dataset (names shared with the catalog)."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Node, Pipeline, node, pipeline
 
-from xai_kedro.pipelines.ood.nodes import compute_silver_ood
-from xai_kedro.pipelines.xai_silver.nodes import compute_silver_xai
+from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_xai
 
 from .nodes import (
     build_knowledge_injection,
@@ -16,115 +15,131 @@ from .nodes import (
 )
 
 
+def _silver_inputs(params: str) -> list[str]:
+    """The refined adapters' Silver inputs (spark.silver_nodes.silver_node's signature)."""
+    return [
+        "bronze_images",
+        "injection_adapter_zoo",
+        "backbone_manifest",
+        f"params:{params}",
+        "params:execution",
+    ]
+
+
+def _diagnose_and_generate() -> list[Node]:
+    """Failures of the selected adapters on the validation split, then the images made for them."""
+    return [
+        node(
+            diagnose_failures,
+            inputs=[
+                "bronze_images",
+                "adapter_zoo",
+                "backbone_manifest",
+                "params:xai_silver",
+                "params:knowledge_injection",
+                "params:ingestion.source",
+                "params:execution",
+            ],
+            outputs=["injection_failures", "injection_failure_profile"],
+            name="diagnose_failures",
+        ),
+        node(
+            generate_training_images,
+            inputs=[
+                "injection_failures",
+                "bronze_images",
+                "params:knowledge_injection",
+                "params:ingestion.source",
+            ],
+            outputs="knowledge_injection_images",
+            name="generate_training_images",
+        ),
+    ]
+
+
+def _refine_and_score() -> list[Node]:
+    """Retrain each selected adapter per arm; the refined adapters go through the very Silver
+    stages (the same nodes) the zoo went through."""
+    return [
+        node(
+            refine_adapters,
+            inputs=[
+                "bronze_images",
+                "knowledge_injection_images",
+                "backbone_manifest",
+                "params:adapter_training.zoo",
+                "params:knowledge_injection",
+                "params:execution",
+            ],
+            outputs="injection_adapter_zoo",
+            name="refine_adapters",
+        ),
+        node(
+            compute_silver_xai,
+            inputs=_silver_inputs("xai_silver"),
+            outputs="injection_silver_xai",
+            name="score_refined_xai",
+        ),
+        node(
+            compute_silver_ood,
+            inputs=_silver_inputs("ood"),
+            outputs="injection_silver_ood",
+            name="score_refined_ood",
+        ),
+    ]
+
+
+def _measure_and_report() -> list[Node]:
+    """Gold `knowledge_injection` against the baseline, its plot, gallery and report."""
+    return [
+        node(
+            build_knowledge_injection,
+            inputs=[
+                "silver_xai",
+                "silver_ood",
+                "injection_silver_xai",
+                "injection_silver_ood",
+                "injection_adapter_zoo",
+                "params:knowledge_injection",
+            ],
+            outputs="knowledge_injection",
+            name="build_knowledge_injection",
+        ),
+        node(
+            plot_knowledge_injection,
+            inputs="knowledge_injection",
+            outputs="knowledge_injection_plot",
+            name="plot_knowledge_injection",
+        ),
+        node(
+            knowledge_injection_gallery,
+            inputs=[
+                "injection_failures",
+                "knowledge_injection_images",
+                "bronze_images",
+                "adapter_zoo",
+                "params:knowledge_injection",
+            ],
+            outputs="knowledge_injection_gallery",
+            name="knowledge_injection_gallery",
+        ),
+        node(
+            write_knowledge_injection_report,
+            inputs=[
+                "injection_failure_profile",
+                "knowledge_injection",
+                "knowledge_injection_images",
+                "params:knowledge_injection",
+            ],
+            outputs="knowledge_injection_report",
+            name="write_knowledge_injection_report",
+        ),
+    ]
+
+
 def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
-        [
-            node(
-                diagnose_failures,
-                inputs=[
-                    "bronze_images",
-                    "adapter_zoo",
-                    "backbone_manifest",
-                    "params:xai_silver",
-                    "params:knowledge_injection",
-                    "params:ingestion.source",
-                    "params:execution",
-                ],
-                outputs=["injection_failures", "injection_failure_profile"],
-                name="diagnose_failures",
-            ),
-            node(
-                generate_training_images,
-                inputs=[
-                    "injection_failures",
-                    "bronze_images",
-                    "params:knowledge_injection",
-                    "params:ingestion.source",
-                ],
-                outputs="knowledge_injection_images",
-                name="generate_training_images",
-            ),
-            node(
-                refine_adapters,
-                inputs=[
-                    "bronze_images",
-                    "knowledge_injection_images",
-                    "backbone_manifest",
-                    "params:adapter_training.zoo",
-                    "params:knowledge_injection",
-                    "params:execution",
-                ],
-                outputs="injection_adapter_zoo",
-                name="refine_adapters",
-            ),
-            # The refined adapters go through the very Silver stages the zoo went through.
-            node(
-                compute_silver_xai,
-                inputs=[
-                    "bronze_images",
-                    "injection_adapter_zoo",
-                    "backbone_manifest",
-                    "params:xai_silver",
-                    "params:execution",
-                ],
-                outputs="injection_silver_xai",
-                name="score_refined_xai",
-            ),
-            node(
-                compute_silver_ood,
-                inputs=[
-                    "bronze_images",
-                    "injection_adapter_zoo",
-                    "backbone_manifest",
-                    "params:ood",
-                    "params:execution",
-                ],
-                outputs="injection_silver_ood",
-                name="score_refined_ood",
-            ),
-            node(
-                build_knowledge_injection,
-                inputs=[
-                    "silver_xai",
-                    "silver_ood",
-                    "injection_silver_xai",
-                    "injection_silver_ood",
-                    "injection_adapter_zoo",
-                    "params:knowledge_injection",
-                ],
-                outputs="knowledge_injection",
-                name="build_knowledge_injection",
-            ),
-            node(
-                plot_knowledge_injection,
-                inputs="knowledge_injection",
-                outputs="knowledge_injection_plot",
-                name="plot_knowledge_injection",
-            ),
-            node(
-                knowledge_injection_gallery,
-                inputs=[
-                    "injection_failures",
-                    "knowledge_injection_images",
-                    "bronze_images",
-                    "adapter_zoo",
-                    "params:knowledge_injection",
-                ],
-                outputs="knowledge_injection_gallery",
-                name="knowledge_injection_gallery",
-            ),
-            node(
-                write_knowledge_injection_report,
-                inputs=[
-                    "injection_failure_profile",
-                    "knowledge_injection",
-                    "knowledge_injection_images",
-                    "params:knowledge_injection",
-                ],
-                outputs="knowledge_injection_report",
-                name="write_knowledge_injection_report",
-            ),
-        ],
+        [*_diagnose_and_generate(), *_refine_and_score(), *_measure_and_report()],
         namespace="knowledge_injection",
         prefix_datasets_with_namespace=False,
     )

@@ -9,11 +9,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 
-from xai_kedro.core.meta import plots
-from xai_kedro.core.meta.explainer_features import explainer_feature_comparison
+from xai_kedro.core.meta.adapters.settings import EstimationSettings
+from xai_kedro.core.meta.explainers.features import (
+    ExplainerFeatureSettings,
+    explainer_feature_comparison,
+)
+from xai_kedro.core.meta.families import FamilySettings, family_tables
 from xai_kedro.core.meta.gold import build_gold_tables
-from xai_kedro.core.meta.report import summary_report
-from xai_kedro.core.meta.tables import GOLD_TABLES, OWN_NODE, REPORT_EXTRA_INPUTS
+from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
+from xai_kedro.core.meta.report import plots
+from xai_kedro.core.meta.report.summary import summary_report
+from xai_kedro.core.meta.tables import FAMILY_TABLES, GOLD_TABLES, OWN_NODE, REPORT_EXTRA_INPUTS
 from xai_kedro.core.xai.settings import XAIConfig
 
 logger = logging.getLogger(__name__)
@@ -44,8 +50,8 @@ def build_gold(
         xai,
         ood,
         adapter_zoo,
-        meta_params=params.get("meta_learners"),
-        estimation_params=params.get("accuracy_estimation"),
+        meta=MetaLearnerSettings.from_params(params.get("meta_learners")),
+        estimation=EstimationSettings.from_params(params.get("accuracy_estimation")),
         seed=seed,
         degradation_table=degradation,
         silver_source=source,
@@ -67,11 +73,25 @@ def build_explainer_features(
         silver_xai.drop("heatmap").toPandas(),
         silver_xai_explainers.toPandas(),
         silver_ood.toPandas(),
-        primary=XAIConfig.from_dict(engine).explainer,
-        params=params.get("explainer_features"),
-        meta_params=params.get("meta_learners"),
+        primary=XAIConfig.from_params(engine).explainer,
+        settings=ExplainerFeatureSettings.from_params(params.get("explainer_features")),
+        meta_learners=MetaLearnerSettings.from_params(params.get("meta_learners")),
         seed=seed,
     )
+
+
+def build_family_tables(
+    silver_xai: DataFrame, silver_ood: DataFrame, params: dict[str, Any], seed: int
+) -> tuple[pd.DataFrame, ...]:
+    """Gold answers per shift family: the hypothesis (overall and per class) and the headline."""
+    tables = family_tables(
+        silver_xai.drop("heatmap").toPandas(),
+        silver_ood.toPandas(),
+        settings=FamilySettings.from_params(params.get("families")),
+        meta_learners=MetaLearnerSettings.from_params(params.get("meta_learners")),
+        seed=seed,
+    )
+    return tuple(tables[name] for name in FAMILY_TABLES)
 
 
 def plot_correlations(correlations: pd.DataFrame) -> Figure:

@@ -2,11 +2,12 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from xai_kedro.core.meta.tables import GOLD_TABLES, REPORT_EXTRA_INPUTS
+from xai_kedro.core.meta.tables import FAMILY_TABLES, GOLD_TABLES, REPORT_EXTRA_INPUTS
 
 from .nodes import (
     BUILT_HERE,
     build_explainer_features,
+    build_family_tables,
     build_gold,
     plot_accuracy_estimation,
     plot_adapter_ranking,
@@ -53,6 +54,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ],
             outputs="explainer_features",
             name="build_explainer_features",
+        ),
+        node(
+            build_family_tables,
+            inputs=["silver_xai", "silver_ood", "params:meta_learning", "params:seed"],
+            outputs=list(FAMILY_TABLES),
+            name="build_family_tables",
         ),
         *[
             node(func, inputs=table, outputs=output, name=f"plot_{table}")

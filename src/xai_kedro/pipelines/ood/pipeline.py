@@ -2,7 +2,18 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import compute_silver_ood, compute_silver_source, degradation_table, plot_degradation
+from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_source
+
+from .nodes import degradation_table, plot_degradation
+
+# What every Silver node of this pipeline reads (spark.silver_nodes.silver_node's signature).
+SILVER_INPUTS = [
+    "bronze_images",
+    "adapter_zoo",
+    "backbone_manifest",
+    "params:ood",
+    "params:execution",
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,25 +21,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compute_silver_ood,
-                inputs=[
-                    "bronze_images",
-                    "adapter_zoo",
-                    "backbone_manifest",
-                    "params:ood",
-                    "params:execution",
-                ],
+                inputs=SILVER_INPUTS,
                 outputs="silver_ood",
                 name="compute_silver_ood",
             ),
             node(
                 compute_silver_source,
-                inputs=[
-                    "bronze_images",
-                    "adapter_zoo",
-                    "backbone_manifest",
-                    "params:ood",
-                    "params:execution",
-                ],
+                inputs=SILVER_INPUTS,
                 outputs="silver_source",
                 name="compute_silver_source",
             ),

@@ -1,11 +1,10 @@
-"""Thin nodes: Bronze x zoo -> `silver_xai` (iterator Pandas UDF) and the further explainers'
-profiles (`silver_xai_explainers`), failure gallery, and the explainer leaderboard
-(`silver_explainer_scores` -> Gold `explainer_faithfulness`)."""
+"""Thin nodes: the failure gallery of `silver_xai` and the explainer leaderboard's Gold table
+(`silver_explainer_scores` -> `explainer_faithfulness`); the Silver nodes themselves (`silver_xai`,
+`silver_xai_explainers`, `silver_explainer_scores`) come from `spark.silver_nodes`."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -15,74 +14,13 @@ from pyspark.sql import functions as F
 
 from xai_kedro.core.adapters import read_adapter_files
 from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
-from xai_kedro.core.meta.faithfulness import explainer_faithfulness, faithfulness_plot
-from xai_kedro.core.xai.columns import SILVER_XAI_EXPLAINERS
+from xai_kedro.core.meta.explainers.faithfulness import explainer_faithfulness, faithfulness_plot
 from xai_kedro.core.xai.gallery import failure_figure
-from xai_kedro.core.xai.leaderboard import LeaderboardConfig, sample_image_ids
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
-from xai_kedro.spark.schema import struct_of
-from xai_kedro.spark.session import get_spark
-from xai_kedro.spark.stages import explainer_profiles_stage, leaderboard_stage, xai_stage
-from xai_kedro.spark.zoo import run_zoo
+from xai_kedro.spark.silver_nodes import leaderboard_config
 
 logger = logging.getLogger(__name__)
-
-
-def _engine_config(params: dict[str, Any], backbone_manifest: dict[str, Any]) -> XAIConfig:
-    return XAIConfig.from_dict({"input_size": backbone_manifest["input_size"], **params["engine"]})
-
-
-def compute_silver_xai(
-    bronze_images: DataFrame,
-    adapter_zoo: pd.DataFrame,
-    backbone_manifest: dict[str, Any],
-    params: dict[str, Any],
-    execution: dict[str, Any],
-) -> DataFrame:
-    """One row per (test image, adapter), checked complete before it is written."""
-    config = _engine_config(params, backbone_manifest)
-    return run_zoo(
-        bronze_images,
-        adapter_zoo,
-        backbone_manifest,
-        xai_stage(config),
-        split=params.get("split", "test"),
-        execution=execution,
-        partitions_key="xai_partitions",
-    )
-
-
-def compute_explainer_profiles(
-    bronze_images: DataFrame,
-    adapter_zoo: pd.DataFrame,
-    backbone_manifest: dict[str, Any],
-    params: dict[str, Any],
-    execution: dict[str, Any],
-) -> DataFrame:
-    """`silver_xai`'s metrics under every `profile_explainers` entry but `engine.explainer`
-    (already in `silver_xai`), each with its settings from the `explainers` block: one row
-    per (test image, adapter, explainer). Empty when no further explainer is listed."""
-    config = _engine_config(params, backbone_manifest)
-    settings = params.get("explainers") or {}
-    further = {
-        name: settings.get(name) or {}
-        for name in params.get("profile_explainers") or []
-        if name != config.explainer
-    }
-    if not further:
-        logger.info("No explainer beside %s is profiled for the meta-learning", config.explainer)
-        return get_spark().createDataFrame([], struct_of(SILVER_XAI_EXPLAINERS))
-    logger.info("Profiling %s beside %s", ", ".join(further), config.explainer)
-    return run_zoo(
-        bronze_images,
-        adapter_zoo,
-        backbone_manifest,
-        explainer_profiles_stage(config, further),
-        split=params.get("split", "test"),
-        execution=execution,
-        partitions_key="xai_partitions",
-    )
 
 
 def failure_gallery(
@@ -130,61 +68,17 @@ def failure_gallery(
                 for t, p, c in zip(group["label"], group["pred"], group["confidence"], strict=True)
             ],
             columns=int(params["columns"]),
-            explainer=XAIConfig.from_dict(engine).explainer,
+            explainer=XAIConfig.from_params(engine).explainer,
         )
     logger.info("Failure gallery: %d mistakes over %d adapters", len(wrong), len(figures))
     return figures
-
-
-def _leaderboard_config(params: dict[str, Any]) -> LeaderboardConfig:
-    return LeaderboardConfig.from_dict(
-        {**params["leaderboard"], "explainers": params["explainers"]}
-    )
-
-
-def compute_explainer_scores(
-    bronze_images: DataFrame,
-    adapter_zoo: pd.DataFrame,
-    backbone_manifest: dict[str, Any],
-    params: dict[str, Any],
-    execution: dict[str, Any],
-) -> DataFrame:
-    """Every configured explainer on a stable sample of test images under the selected adapters:
-    one row per (image, adapter, explainer). The curves follow the predicted class, the class
-    the explainers explain, whatever `engine.target` says."""
-    config = _engine_config(params, backbone_manifest)
-    config = replace(config, target="predicted")
-    board = _leaderboard_config(params)
-    chosen = board.select_adapters(adapter_zoo["adapter_id"].tolist())
-    split = params.get("split", "test")
-    ids = [
-        r.image_id
-        for r in bronze_images.filter(F.col("split") == split).select("image_id").collect()
-    ]
-    sample = sample_image_ids(ids, board.images_per_adapter, board.seed)
-    logger.info(
-        "Explainer leaderboard: %d explainers x %d %s images x %d adapters",
-        len(board.explainers),
-        len(sample),
-        split,
-        len(chosen),
-    )
-    return run_zoo(
-        bronze_images.filter(F.col("image_id").isin(sample)),
-        adapter_zoo[adapter_zoo["adapter_id"].isin(chosen)],
-        backbone_manifest,
-        leaderboard_stage(config, board),
-        split=split,
-        execution=execution,
-        partitions_key="xai_partitions",
-    )
 
 
 def build_explainer_faithfulness(
     silver_explainer_scores: DataFrame, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, Figure]:
     """Gold `explainer_faithfulness` (means with bootstrap intervals, ranks) and its figure."""
-    board = _leaderboard_config(params)
+    board = leaderboard_config(params)
     table = explainer_faithfulness(
         silver_explainer_scores.toPandas(), n_boot=board.n_boot, alpha=board.alpha, seed=board.seed
     )

@@ -2,13 +2,22 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import (
-    build_explainer_faithfulness,
+from xai_kedro.spark.silver_nodes import (
     compute_explainer_profiles,
     compute_explainer_scores,
     compute_silver_xai,
-    failure_gallery,
 )
+
+from .nodes import build_explainer_faithfulness, failure_gallery
+
+# What every Silver node of this pipeline reads (spark.silver_nodes.silver_node's signature).
+SILVER_INPUTS = [
+    "bronze_images",
+    "adapter_zoo",
+    "backbone_manifest",
+    "params:xai_silver",
+    "params:execution",
+]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -16,25 +25,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compute_silver_xai,
-                inputs=[
-                    "bronze_images",
-                    "adapter_zoo",
-                    "backbone_manifest",
-                    "params:xai_silver",
-                    "params:execution",
-                ],
+                inputs=SILVER_INPUTS,
                 outputs="silver_xai",
                 name="compute_silver_xai",
             ),
             node(
                 compute_explainer_profiles,
-                inputs=[
-                    "bronze_images",
-                    "adapter_zoo",
-                    "backbone_manifest",
-                    "params:xai_silver",
-                    "params:execution",
-                ],
+                inputs=SILVER_INPUTS,
                 outputs="silver_xai_explainers",
                 name="compute_explainer_profiles",
             ),
@@ -52,13 +49,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 compute_explainer_scores,
-                inputs=[
-                    "bronze_images",
-                    "adapter_zoo",
-                    "backbone_manifest",
-                    "params:xai_silver",
-                    "params:execution",
-                ],
+                inputs=SILVER_INPUTS,
                 outputs="silver_explainer_scores",
                 name="compute_explainer_scores",
             ),

@@ -4,7 +4,7 @@ The failure gallery is a folder of figures (a `MatplotlibDataset` saving a list)
 preview expects one file; the summary report is a `TextDataset`, which has no preview at all;
 a pandas Parquet table with an array column (heatmaps) has a stock preview kedro-viz cannot
 serialise (`kedro viz build --include-previews` fails on it), and its floats are unrounded.
-Tables (pandas here, Spark in `spark.datasets`) share one renderer: first rows, array and
+Tables (pandas here, Spark in `datasets.spark`) share one renderer: first rows, array and
 byte cells summarised, floats rounded.
 """
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from xai_kedro.preview_datasets import preview_cell
-from xai_kedro.spark.datasets import SparkPreviewDataset
+from xai_kedro.integration.datasets.preview import preview_cell
+from xai_kedro.integration.datasets.spark import SparkPreviewDataset
 
 ROWS_PER_FILE = 7
 

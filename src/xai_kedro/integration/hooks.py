@@ -1,4 +1,4 @@
-"""Project hooks. Spark starts lazily: only when a Spark dataset is first touched or a node
+"""The Spark hooks. Spark starts lazily: only when a Spark dataset is first touched or a node
 asks for it; Spark tables get their kedro-viz stats after a run.
 
 pyspark is imported inside the hooks, not at module level: `settings.py` imports this module
@@ -75,7 +75,7 @@ class SparkTableStatsHook:
 
     @hook_impl(trylast=True)
     def after_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        from xai_kedro.spark.datasets import SparkPreviewDataset
+        from xai_kedro.integration.datasets.spark import SparkPreviewDataset
 
         stats = {}
         for name in sorted(pipeline.all_outputs()):
@@ -91,3 +91,17 @@ class SparkTableStatsHook:
         current.update(stats)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(current))
+
+
+class UserErrorHook:
+    """An expected user error (`core.common.errors.UserError`: a setting, a path, a name) in any
+    node ends `kedro run` with its one-line message, as `SystemExit` does, instead of a traceback
+    wall; the MLflow run is still marked FAILED (`integration.tracking`)."""
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any) -> None:
+        from xai_kedro.core.common.errors import UserError
+
+        if isinstance(error, UserError):
+            logger.error("Node %s stopped: %s", node.name, error)
+            raise SystemExit(str(error)) from None

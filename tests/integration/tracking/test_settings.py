@@ -1,21 +1,19 @@
-"""MLflow tracking: settings, parameter flattening, Gold metrics, and the run that the session's
-one tiny `kedro run` (tests/conftest.py) recorded in the project's embedded SQLite store."""
+"""MLflow tracking settings: the `tracking:` block, parameter flattening and Gold metrics."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT, TINY_ENV, TINY_PARAMETERS
-from xai_kedro.tracking import (
+from tests.conftest import PROJECT_ROOT
+from xai_kedro.integration.tracking.settings import (
+    GIT_COMMIT_TAG,
     MetricSource,
     TrackingConfigError,
     TrackingSettings,
     flatten_parameters,
+    git_tags,
     metric_name,
     resolve_tracking_uri,
     table_metrics,
@@ -55,6 +53,18 @@ def test_bad_settings_name_the_setting(tmp_path, tracking, setting):
         TrackingSettings.from_config({"tracking": tracking}, tmp_path)
 
 
+def test_an_unknown_setting_is_named_with_the_allowed_ones(tmp_path):
+    tracking = BASE_SETTINGS["tracking"]
+    typo = {**tracking, "experimnet": "typo"}
+    with pytest.raises(
+        TrackingConfigError, match=r"mlflow.yml: unknown setting tracking\.experimnet"
+    ):
+        TrackingSettings.from_config({"tracking": typo}, tmp_path)
+    metrics = [{"table": "t", "values": ["v"], "key": ["k"]}]
+    with pytest.raises(TrackingConfigError, match=r"tracking\.metrics\[0\]\.key; allowed"):
+        TrackingSettings.from_config({"tracking": {**tracking, "metrics": metrics}}, tmp_path)
+
+
 def test_parameters_flatten_to_dotted_keys_with_list_indices():
     flat = flatten_parameters(
         {"seed": 3, "zoo": {"members": [{"rank": 2}, {"rank": 4}]}, "roles": ["query", "value"]}
@@ -82,54 +92,6 @@ def test_table_metrics_one_per_row_and_column_with_safe_names():
         table_metrics(table, MetricSource("cmp", (), ("missing_column",)))
 
 
-@pytest.mark.slow
-def test_the_tiny_run_is_recorded_in_the_embedded_store(tiny_run):
-    from mlflow.tracking import MlflowClient
-
-    store = Path(tiny_run) / "mlflow.db"
-    assert store.is_file()
-    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
-    experiment = client.get_experiment_by_name(BASE_SETTINGS["tracking"]["experiment"])
-    assert experiment is not None
-    runs = client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`kedro.env` = '{TINY_ENV}'"
-    )
-    # The first tiny run is the full one (other tests may add partial runs after it).
-    run = min(runs, key=lambda r: r.info.start_time)
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["kedro.pipelines"] == "__default__"
-    params = run.data.params
-    assert params["seed"] == str(TINY_PARAMETERS["seed"])
-    assert params["adapter_training.zoo.members.2.adapter_id"] == "r4_dora"
-    assert params["backbone.pretrain.model.hidden_size"] == "32"
-    gold = pd.read_parquet(Path(tiny_run) / "data/04_gold/adapter_summary.parquet")
-    for row in gold.itertuples():
-        assert run.data.metrics[f"adapter_summary.{row.adapter_id}.accuracy"] == pytest.approx(
-            row.accuracy
-        )
-    assert any(name.startswith("classifier_comparison.") for name in run.data.metrics)
-
-    artifacts = Path(client.download_artifacts(run.info.run_id, "", str(tiny_run / "dl")))
-    environment = json.loads((artifacts / "run/environment.json").read_text())
-    assert environment["kedro_env"] == TINY_ENV and environment["packages"]["kedro"]
-    assert (artifacts / "models/adapter_zoo.parquet").is_file()
-    assert (artifacts / "report/summary_report.md").read_text().strip()
-    assert (artifacts / "plots/correlations.png").stat().st_size > 1000
-    assert any((artifacts / "plots/failure_gallery").iterdir())
-    zoo = pd.read_parquet(artifacts / "models/adapter_zoo.parquet")
-    for adapter_id in zoo["adapter_id"]:
-        assert any((artifacts / "adapters" / adapter_id).iterdir()), adapter_id
-
-    # Knowledge injection, a separate run after it, is a run of its own with its report.
-    injection = [r for r in runs if r.data.tags["kedro.pipelines"] == "knowledge_injection"]
-    assert injection and injection[0].info.status == "FINISHED"
-    assert injection[0].info.start_time > run.info.start_time
-    report = client.download_artifacts(
-        injection[0].info.run_id, "report/knowledge_injection.md", str(tiny_run / "dl_ki")
-    )
-    assert "targeted" in Path(report).read_text()
-
-
 def test_conf_local_overrides_only_the_keys_it_names(tmp_path):
     from kedro.config import OmegaConfigLoader
 
@@ -146,3 +108,26 @@ def test_conf_local_overrides_only_the_keys_it_names(tmp_path):
     assert merged["tracking"]["uri"] == "http://127.0.0.1:5000"
     assert merged["tracking"]["experiment"] == BASE_SETTINGS["tracking"]["experiment"]
     assert merged["tracking"]["metrics"] == BASE_SETTINGS["tracking"]["metrics"]
+
+
+def test_a_metric_can_be_renamed_and_a_bad_rename_is_named(tmp_path):
+    table = pd.DataFrame({"model": ["rf"], "roc_auc": [0.7]})
+    source = MetricSource("cmp", ("model",), ("roc_auc",), {"roc_auc": "roc_auc_leaky_holdout"})
+    assert table_metrics(table, source) == {"cmp.rf.roc_auc_leaky_holdout": 0.7}
+    conf = {
+        "tracking": {
+            "uri": "sqlite:///mlflow.db",
+            "experiment": "x",
+            "metrics": [{"table": "t", "values": ["a"], "rename": {"b": "c"}}],
+        }
+    }
+    with pytest.raises(TrackingConfigError, match=r"tracking.metrics\[0\].rename.*\['b'\]"):
+        TrackingSettings.from_config(conf, tmp_path)
+
+
+def test_git_tags_name_the_commit_and_whether_the_tree_was_dirty(tmp_path):
+    assert git_tags(tmp_path) == {}  # not a checkout
+    tags = git_tags(PROJECT_ROOT)
+    if not tags:
+        pytest.skip("the project is not a git checkout here")
+    assert len(tags[GIT_COMMIT_TAG]) == 40 and tags["git.dirty"] in {"true", "false"}

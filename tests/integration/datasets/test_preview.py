@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from xai_kedro.preview_datasets import GalleryDataset, ReportDataset  # noqa: E402
+from xai_kedro.integration.datasets.preview import GalleryDataset, ReportDataset  # noqa: E402
 
 
 def _annotation_name(dataset_class) -> str:
@@ -54,7 +54,7 @@ def test_a_pandas_table_with_an_array_column_previews_as_json(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from xai_kedro.preview_datasets import ParquetPreviewDataset, TablePreview
+    from xai_kedro.integration.datasets.preview import ParquetPreviewDataset, TablePreview
 
     frame = pd.DataFrame(
         {

@@ -4,8 +4,8 @@
 first rows straight from the Parquet files (pyarrow: no JVM starts for `kedro viz`), and a
 `table_stats()` that takes the row count from the Parquet footers. Image pixels, masks and
 embeddings are summarised in the preview (`<3072 bytes>`, `[0.12, -0.5, ... 384 values]`)
-and floats are rounded, so the table stays readable. `xai_kedro.hooks.SparkTableStatsHook` writes
-those stats into kedro-viz's stats file after a run, beside the ones it collects for pandas.
+and floats are rounded, so the table stays readable. `integration.hooks.SparkTableStatsHook`
+writes those stats into kedro-viz's stats file after a run, beside the ones it collects for pandas.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kedro_datasets.spark import SparkDatasetV2
 
-from xai_kedro.preview_datasets import (
+from xai_kedro.integration.datasets.preview import (
     DEFAULT_PREVIEW_ROWS,
     TablePreview,
     parquet_preview,
