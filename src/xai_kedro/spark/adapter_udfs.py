@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from xai_kedro.core.adapters import build_inference_model, read_adapter_meta
+from xai_kedro.core.models.backbone import resolve_manifest_paths
 from xai_kedro.core.models.compiled import CompileSettings, compile_forwards
 from xai_kedro.spark.stages import BronzeBatch, SilverStage
 from xai_kedro.spark.worker import (
@@ -46,6 +47,7 @@ def make_adapter_udf(
     merged model's forwards; the graphs are shared by every adapter of the worker process."""
     columns = stage.schema.fieldNames()
     compiling = CompileSettings.from_params(compile_settings)  # a bad setting fails on the driver
+    backbone_manifest = resolve_manifest_paths(backbone_manifest)  # workers have no project cwd
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         rows = [BronzeBatch.decode(batch) for batch in batches if len(batch)]

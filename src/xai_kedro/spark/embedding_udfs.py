@@ -9,6 +9,7 @@ import pandas as pd
 
 from xai_kedro.core.common.columns import Column
 from xai_kedro.core.data.bronze import pixels_from_rows
+from xai_kedro.core.models.backbone import resolve_manifest_paths
 from xai_kedro.core.models.embeddings import embed_images
 from xai_kedro.spark.schema import struct_of
 from xai_kedro.spark.worker import (
@@ -30,6 +31,7 @@ def make_embedder(
     backbone_manifest: Mapping[str, Any], batch_size: int, device: str = "auto"
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     input_size = int(backbone_manifest["input_size"])
+    backbone_manifest = resolve_manifest_paths(backbone_manifest)  # on the driver
 
     def embed_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         ensure_worker_logging()

@@ -31,7 +31,7 @@ from xai_kedro.core.adapters import (
 from xai_kedro.core.adapters.storage import META_FILE
 from xai_kedro.core.adapters.training import train_adapter
 from xai_kedro.core.data.bronze import pixels_from_rows
-from xai_kedro.core.models.backbone import backbone_fingerprint
+from xai_kedro.core.models.backbone import backbone_fingerprint, resolve_manifest_paths
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.spark.progress import track
 from xai_kedro.spark.session import get_spark
@@ -108,6 +108,7 @@ def training_partition(
     threads_per_job: int | None,
 ):
     """`mapPartitions` body: the jobs of one partition run one after another on rows read once."""
+    backbone = resolve_manifest_paths(backbone)  # on the driver: workers have no project cwd
 
     def run(jobs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         jobs = list(jobs)
@@ -125,7 +126,8 @@ def training_partition(
 def training_data_fingerprint(rows: pd.DataFrame, backbone_manifest: dict[str, Any]) -> str:
     """Hash of the backbone weights and of every training/validation row (id, label, split,
     content hash): part of each adapter's cache key, so new or changed rows retrain it."""
-    weights = backbone_manifest.get("weights_dir") or backbone_manifest["source"]
+    manifest = resolve_manifest_paths(backbone_manifest)
+    weights = manifest.get("weights_dir") or manifest["source"]
     digest = hashlib.sha256(backbone_fingerprint(weights).encode())
     for row in rows[["image_id", "label", "split", "content_hash"]].itertuples(index=False):
         digest.update("|".join(map(str, row)).encode())

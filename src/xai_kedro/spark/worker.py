@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xai_kedro.core.common.device import pick_device
-from xai_kedro.core.models.backbone import load_backbone
+from xai_kedro.core.models.backbone import RELATIVE_PATHS_KEY, load_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,14 @@ def cached_backbone(source: str, local_files_only: bool, device: str) -> nn.Modu
 
 def manifest_backbone(manifest: Mapping[str, Any], device: str) -> nn.Module:
     """The backbone a `backbone_manifest` describes, from the directory the driver resolved
-    (`weights_dir`), so a worker needs the files, not the driver's Hugging Face environment."""
+    (`weights_dir`), so a worker needs the files, not the driver's Hugging Face environment.
+
+    Its paths must be absolute (`resolve_manifest_paths` on the driver): a worker's working
+    directory is not the project's."""
+    if manifest.get(RELATIVE_PATHS_KEY):
+        raise ValueError(
+            "backbone manifest with project-relative paths reached a Spark worker: call "
+            "core.models.backbone.resolve_manifest_paths on the driver first"
+        )
     location = manifest.get("weights_dir") or manifest["source"]
     return cached_backbone(str(location), bool(manifest["local_files_only"]), device)

@@ -249,3 +249,29 @@ def test_cuda_compiled_engine_matches_eager(mode):
     np.testing.assert_allclose(
         got[numeric].to_numpy(float), want[numeric].to_numpy(float), rtol=0.05, atol=0.02
     )  # bf16: fused kernels round differently; the heatmap (eager in both) is the same
+
+
+@pytest.mark.parametrize("family", ["vit", "deit", "siglip_vision"])
+def test_other_families_compiled_forwards_equal_eager(family, tmp_path):
+    """The compiled path beyond DINOv2: one, two and no prefix tokens (CLS, DeiT's distillation
+    token, SigLIP's none); the forwards and the XAI rows are eager's."""
+    from tests.core.models.test_families import save_tiny
+    from xai_kedro.core.models.backbone import load_backbone
+
+    torch.manual_seed(1)
+    model = ViTClassifier(load_backbone(save_tiny(family, tmp_path / family)), 5).eval()
+    fast = compile_forwards(copy.deepcopy(model), on(backend="eager", min_rows=8), "cpu")
+    with torch.inference_mode():
+        for seq in token_sequences(model, 5, [16, 9, 3]):
+            torch.testing.assert_close(fast.forward_tokens(seq), model.forward_tokens(seq))
+        pixels = torch.randn(6, 3, 32, 32)
+        torch.testing.assert_close(fast(pixels), model(pixels))
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(5) % 5
+    config = XAIConfig(steps=4, batch_size=4)
+    xai, want = (compute_xai(m, images, labels, None, config) for m in (fast, model))
+    numeric = [c for c in xai.columns if c != "heatmap"]
+    np.testing.assert_allclose(
+        xai[numeric].to_numpy(float), want[numeric].to_numpy(float), rtol=1e-5, atol=1e-6
+    )
+    assert fast.forward_tokens.compiled_calls > 0 and not fast.forward_tokens.eager_calls

@@ -80,6 +80,9 @@ def write_bundle(directory: str | os.PathLike, spec: BundleSpec) -> Path:
             backbone = {"copied": True, "dir": BACKBONE_DIR}
         else:
             backbone_files(backbone_dir)  # the declared directory must be a backbone now
+            # Absolute on purpose: MLflow copies the bundle into its artifact store and serving
+            # downloads it to a fresh folder, so a path relative to the bundle (or to the
+            # project) would point nowhere; a large backbone stays on storage every server sees.
             backbone = {"copied": False, "dir": str(backbone_dir)}
         (tmp / ADAPTER_DIR).mkdir()
         for name, data in sorted(spec.adapter_files.items()):

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -398,3 +399,51 @@ def check_backbone_setting(
             f"size {patch} ({source!r})"
         )
     return family
+
+
+# ------------------------------------------------------------------------- portable manifest
+MANIFEST_PATH_KEYS = ("source", "weights_dir")
+# The manifest keys stored relative to the project root (a hub id is never mistaken for a path).
+RELATIVE_PATHS_KEY = "project_relative_paths"
+
+
+def _project_root(root: str | os.PathLike | None) -> Path:
+    return (Path(root) if root is not None else Path.cwd()).resolve()
+
+
+def portable_manifest_paths(
+    manifest: Mapping[str, Any], root: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """The backbone manifest with its absolute local paths under `root` (default: the project
+    root, the cwd where kedro runs, where relative catalog paths resolve) made relative to it.
+
+    A copied project then loads its own backbone, not the original's. Paths outside the root
+    (the Hugging Face cache, shared storage) stay absolute; a hub id is left as it is.
+    `RELATIVE_PATHS_KEY` lists the keys made relative."""
+    base = _project_root(root)
+    portable = dict(manifest)
+    relative = []
+    for key in MANIFEST_PATH_KEYS:
+        value = portable.get(key)
+        if value and Path(value).is_absolute() and Path(value).is_relative_to(base):
+            portable[key] = Path(value).relative_to(base).as_posix()
+            relative.append(key)
+    portable[RELATIVE_PATHS_KEY] = relative
+    return portable
+
+
+def resolve_manifest_paths(
+    manifest: Mapping[str, Any], root: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """The manifest with absolute paths again (relative ones joined to `root`, default the cwd).
+
+    Call it on the driver before the manifest goes to Spark workers, which do not share the
+    driver's working directory. A manifest already resolved (or stored before paths became
+    portable) comes back unchanged, less `RELATIVE_PATHS_KEY`."""
+    resolved = dict(manifest)
+    keys = resolved.pop(RELATIVE_PATHS_KEY, None) or ()
+    if keys:
+        base = _project_root(root)
+        for key in keys:
+            resolved[key] = str(base / resolved[key])
+    return resolved

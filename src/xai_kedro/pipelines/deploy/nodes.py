@@ -30,6 +30,7 @@ from xai_kedro.core.deploy.predictor import export_predictor
 from xai_kedro.core.deploy.settings import DeploySettings
 from xai_kedro.core.meta.prediction.features import build_meta_dataset
 from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
+from xai_kedro.core.models.backbone import resolve_manifest_paths
 from xai_kedro.core.xai.settings import XAIConfig
 from xai_kedro.spark.adapter_udfs import eval_crop_of
 
@@ -93,7 +94,8 @@ def _bundle(
     if rows.empty:
         raise ValueError(f"deploy: adapter {adapter.adapter_id!r} is not in adapter_zoo")
     files = read_adapter_files(Path(rows["path"].iloc[0]))
-    backbone_dir = Path(settings.backbone.path or manifest["weights_dir"])
+    weights_dir = resolve_manifest_paths(manifest)["weights_dir"]
+    backbone_dir = Path(settings.backbone.path or weights_dir)
     size_mb = backbone_megabytes(backbone_dir)
     copy = size_mb <= settings.backbone.copy_max_mb
     spec = BundleSpec(

@@ -24,6 +24,8 @@ from xai_kedro.core.models.backbone import (
     backbone_fingerprint,
     check_backbone_setting,
     load_backbone,
+    portable_manifest_paths,
+    resolve_manifest_paths,
     resolve_weights_dir,
     save_backbone,
 )
@@ -96,11 +98,14 @@ def check_backbone(backbone: dict[str, Any] | None) -> None:
 def prepare_backbone(
     bronze_images: DataFrame, backbone: dict[str, Any], execution: dict[str, Any], seed: int
 ) -> dict[str, Any]:
-    """Load the configured backbone, or (base env) pre-train the small one once and reuse it."""
+    """Load the configured backbone, or (base env) pre-train the small one once and reuse it.
+
+    The manifest stores local paths relative to the project root when under it (a copied
+    project loads its own backbone); consumers resolve them on the driver
+    (`resolve_manifest_paths`)."""
     source = str(backbone["source"])
     pretrain = backbone.get("pretrain") or {}
     if Path(source).exists() or pretrain.get("enabled", False):
-        # Spark workers do not share the driver's working directory: pass absolute paths.
         source = str(Path(source).resolve())
     manifest: dict[str, Any] = {
         "source": source,
@@ -127,7 +132,7 @@ def prepare_backbone(
         manifest["model_type"],
         manifest["parameters"],
     )
-    return manifest
+    return portable_manifest_paths(manifest)
 
 
 def _pretrain_if_needed(
@@ -179,10 +184,11 @@ def embed_images(
     """Frozen-backbone CLS embedding of every Bronze image, reused while Bronze and the backbone
     are unchanged."""
     device = str(execution.get("device", "auto"))
+    manifest = resolve_manifest_paths(backbone_manifest)  # on the driver, before the workers
     return embed_with_reuse(
         bronze_images,
-        backbone_manifest,
-        backbone_key=backbone_fingerprint(backbone_manifest["weights_dir"]),
+        manifest,
+        backbone_key=backbone_fingerprint(manifest["weights_dir"]),
         batch_size=int(params["batch_size"]),
         device=device,
         device_kind=pick_device(execution.get("device")).type,
