@@ -15,7 +15,7 @@ GOLD = [
     "correlations", "classifier_comparison", "feature_importance", "adapter_summary",
     "degradation", "qualitative_summary", "quantitative_summary", "xai_feature_ranking",
     "adapter_ranking", "worst_corruption", "accuracy_estimation", "explainer_features",
-    "family_hypothesis", "family_headline",
+    "family_hypothesis", "family_headline", "family_estimation",
 ]  # fmt: skip
 
 

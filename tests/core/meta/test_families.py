@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.core.meta.adapters.test_estimation import make_zoo
 from xai_kedro.core.common.settings import SettingsError
+from xai_kedro.core.meta import families as families_module
+from xai_kedro.core.meta.adapters.estimation import accuracy_estimation
+from xai_kedro.core.meta.adapters.estimation_summary import estimation_summary
+from xai_kedro.core.meta.adapters.selection import RANDOM_SELECTION, adapter_selection
+from xai_kedro.core.meta.adapters.settings import EstimationSettings
 from xai_kedro.core.meta.families import (
     ALL_CLASSES,
+    ESTIMATION_FAMILY_COLUMNS,
     EXPECTED_SIGNS,
     HEADLINE_COLUMNS,
     HOLDS,
@@ -18,12 +27,14 @@ from xai_kedro.core.meta.families import (
     UNDEFINED,
     FamilySettings,
     families_section,
+    family_estimation,
     family_headline,
     family_hypothesis,
     family_tables,
     verdict,
 )
 from xai_kedro.core.meta.tables import FAMILY_TABLES, GOLD_TABLES, OWN_NODE
+from xai_kedro.core.robustness.columns import family_rows
 
 N_IMAGES, ADAPTERS, CLASSES = 60, ("lora_a", "lora_b"), (0, 1)
 FAST = FamilySettings(n_bootstrap=60, cv_folds=3)
@@ -77,6 +88,8 @@ def _silver() -> tuple[pd.DataFrame, pd.DataFrame]:
                             "label": label,
                             "pred": label if ok else 1 - label,
                             "is_correct": bool(ok) if severity == "1" else bool(rng.random() < 0.5),
+                            "confidence": 0.9 if ok else 0.6,
+                            "pred_entropy": 0.3 if ok else 0.9,
                         }
                     )
     return pd.DataFrame(xai_rows), pd.DataFrame(ood_rows)
@@ -195,3 +208,151 @@ def test_report_includes_the_section():
     report = summary_report(tables)
     assert "## Per shift family" in report
     assert "**style**" in report
+
+
+# ------------------------------------------------------------------ adapter level per family
+EST_FAST = EstimationSettings(regressor={"n_estimators": 10})
+EST_FAMILY = FamilySettings(n_bootstrap=50)
+
+
+def _zoo_families() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(silver_xai, silver_ood, silver_source) of a zoo whose fragility is planted in the clean
+    attention entropy (tests/core/meta/adapters), under three families: `reference` (the zoo's
+    corruptions), `background` (the same rows under other shift names: the same numbers) and
+    `flat` (every adapter equally correct on every image: nothing to select)."""
+    xai, ood, src = make_zoo(n_families=4, seeds=2, n_images=40, seed=1)
+    background = ood.assign(corruption="bg_" + ood["corruption"])
+    flat = ood.assign(corruption="flat_" + ood["corruption"])
+    first = flat[flat["adapter_id"] == flat["adapter_id"].iloc[0]]
+    shared = first.set_index(["image_id", "corruption", "severity"])["is_correct"]
+    flat["is_correct"] = shared.reindex(
+        pd.MultiIndex.from_frame(flat[["image_id", "corruption", "severity"]])
+    ).to_numpy()
+    ood = pd.concat(
+        [
+            ood.assign(shift_family="reference"),
+            background.assign(shift_family="background"),
+            flat.assign(shift_family="flat"),
+        ],
+        ignore_index=True,
+    )
+    return xai, ood, src.assign(shift_family="reference")
+
+
+@pytest.fixture(scope="module")
+def zoo_families() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return _zoo_families()
+
+
+@pytest.fixture(scope="module")
+def per_family(zoo_families) -> pd.DataFrame:
+    xai, ood, src = zoo_families
+    return family_estimation(xai, ood, src, EST_FAMILY, EST_FAST, seed=0)
+
+
+def _rows(table: pd.DataFrame, family: str) -> pd.DataFrame:
+    return table[table["shift_family"] == family].set_index(["method", "shift"])
+
+
+def test_family_estimation_is_the_adapter_tables_on_each_family(zoo_families, per_family):
+    xai, ood, src = zoo_families
+    assert list(per_family.columns) == list(ESTIMATION_FAMILY_COLUMNS)
+    assert list(per_family["shift_family"].drop_duplicates()) == ["reference", "background", "flat"]
+    settings = replace(EST_FAST, n_bootstrap=EST_FAMILY.n_bootstrap)
+    rows = family_rows(ood, "background").sort_values(["image_id", "adapter_id", "corruption",
+                                                         "severity"], ignore_index=True)  # fmt: skip
+    estimate = accuracy_estimation(xai, rows, family_rows(src), None, settings, 0)
+    summary = estimation_summary(estimate, settings, 0).set_index(["method", "shift"])
+    selection = adapter_selection(estimate, settings, 0, silver_ood=rows)
+    selection = selection.set_index(["method", "shift"])
+    got = _rows(per_family, "background")
+    assert set(got.index) == set(summary.index) | set(selection.index)
+    for col in ("mae_points", "mae_ci_low", "mae_minus_meta_ci_high", "spearman_rho"):
+        pd.testing.assert_series_equal(got.loc[summary.index, col], summary[col])
+    for col in ("regret_points", "regret_ci_low", "regret_ci_high", "picked_adapter"):
+        pd.testing.assert_series_equal(got.loc[selection.index, col], selection[col])
+    # overall rows first, then each shift of the family
+    assert (got["level"].iloc[: got.index.get_level_values("method").nunique()] == "overall").all()
+
+
+def test_same_rows_under_other_names_give_the_same_numbers(per_family):
+    ref, bg = _rows(per_family, "reference"), _rows(per_family, "background")
+    bg = bg.rename(index=lambda s: s.removeprefix("bg_"), level="shift")
+    numbers = [c for c in ESTIMATION_FAMILY_COLUMNS if c.endswith(("_points", "_low", "_high"))]
+    pd.testing.assert_frame_equal(ref[numbers], bg.loc[ref.index, numbers])
+
+
+def test_planted_signal_and_regret_against_random_by_hand(per_family):
+    ref = _rows(per_family, "reference")
+    # the XAI profile sees the planted fragility, the confidence-only ablation does not
+    assert (
+        ref.loc[("meta_regressor_xai", "all"), "mae_points"]
+        < ref.loc[("meta_regressor_conf", "all"), "mae_points"]
+    )
+    random = ref.xs(RANDOM_SELECTION, level="method")["regret_points"]
+    picks = ref[ref["regret_points"].notna()].drop(index=RANDOM_SELECTION, level="method")
+    expected = picks["regret_points"] - random.reindex(picks.index.get_level_values("shift")).values
+    np.testing.assert_allclose(picks["regret_minus_random_points"], expected, atol=1e-9)
+    # the pick's true accuracy against the zoo's mean (the random pick's expected accuracy)
+    means = ref.xs(RANDOM_SELECTION, level="method")["picked_true_accuracy"]
+    by_hand = (means.reindex(picks.index.get_level_values("shift")).values
+               - picks["picked_true_accuracy"].to_numpy()) * 100.0  # fmt: skip
+    np.testing.assert_allclose(picks["regret_minus_random_points"], by_hand, atol=1e-9)
+    assert picks["regret_minus_random_ci_low"].le(picks["regret_minus_random_ci_high"]).all()
+
+
+def test_a_flat_zoo_has_no_regret_and_is_not_separated_from_random(per_family):
+    flat = _rows(per_family, "flat")
+    picks = flat[flat["regret_points"].notna()]
+    assert len(picks) > 0
+    assert picks["regret_points"].eq(0).all()
+    chosen = picks.drop(index=RANDOM_SELECTION, level="method")
+    assert chosen["regret_minus_random_points"].eq(0).all()
+    assert chosen["regret_minus_random_ci_low"].eq(0).all()
+    assert chosen["regret_minus_random_ci_high"].eq(0).all()
+
+
+def test_the_reference_estimate_is_reused_not_refitted(zoo_families, per_family, monkeypatch):
+    xai, ood, src = zoo_families
+    settings = replace(EST_FAST, n_bootstrap=EST_FAMILY.n_bootstrap)
+    rows = family_rows(ood).sort_values(["image_id", "adapter_id", "corruption", "severity"],
+                                        ignore_index=True)  # fmt: skip
+    estimate = accuracy_estimation(xai, rows, family_rows(src), None, settings, 0)
+    calls: list[int] = []
+    original = families_module.accuracy_estimation
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(families_module, "accuracy_estimation", counted)
+    reused = family_estimation(xai, ood, src, EST_FAMILY, EST_FAST, 0, reference_estimate=estimate)
+    assert len(calls) == 2  # background and flat only
+    pd.testing.assert_frame_equal(reused, per_family)
+
+
+def test_report_names_estimation_and_selection_per_family(zoo_families, per_family):
+    xai, ood, _ = zoo_families
+    hyp = pd.DataFrame(
+        {
+            "shift_family": ["reference", "background", "flat"],
+            "class": ALL_CLASSES,
+            "feature": "attn_entropy",
+            "expected_sign": -1,
+            "verdict": NO_EFFECT,
+            "n": 10,
+            "pearson_r": 0.0,
+            "pearson_ci_low": -0.1,
+            "pearson_ci_high": 0.1,
+        }
+    )
+    lines = families_section(hyp, None, per_family)
+    paragraphs = {p.split("**")[1]: p for p in lines[2:] if p}
+    assert "Adapter level" in lines[1]
+    for family, text in paragraphs.items():
+        assert "Estimation MAE (points): meta-regressor " in text, family
+        assert "best label-free " in text and "mean_other_families " in text
+        assert "clean_line " in text and "vs a random pick's " in text
+    assert "not separated from a random pick (difference +0.0 [+0.0, +0.0])" in paragraphs["flat"]
+    without = families_section(hyp, None, None)
+    assert "Estimation MAE" not in "\n".join(without)

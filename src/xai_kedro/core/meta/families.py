@@ -7,20 +7,40 @@ The reference Gold tables answer for the reference corruption grid only (`family
 tables repeat the questions for every family of `silver_ood` (`shift_families`), with the same
 builders: `correlations` (image-clustered intervals, per-image p-values) for the hypothesis,
 overall and per class, and `confidence_baselines` on image-grouped out-of-fold scores of one
-cheap meta-learner for the headline.
+cheap meta-learner for the headline. `family_estimation` repeats the adapter-level questions
+(estimation MAE, selection regret) on each family's rows.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from xai_kedro.core.common.settings import Settings
+from xai_kedro.core.meta.adapters.estimation import (
+    BASELINE_CONSTANT,
+    BASELINES,
+    META_REGRESSOR,
+    METHODS,
+    accuracy_estimation,
+    overall_first,
+)
+from xai_kedro.core.meta.adapters.estimation_summary import SUMMARY_COLUMNS, estimation_summary
+from xai_kedro.core.meta.adapters.estimators import ESTIMATORS
+from xai_kedro.core.meta.adapters.ranking import correctness_matrix
+from xai_kedro.core.meta.adapters.selection import (
+    CLEAN_SELECTION,
+    RANDOM_SELECTION,
+    SELECTION_COLUMNS,
+    adapter_selection,
+    pick,
+)
+from xai_kedro.core.meta.adapters.settings import EstimationSettings
 from xai_kedro.core.meta.prediction.baselines import DIFFERENCE_COLUMNS, confidence_baselines
 from xai_kedro.core.meta.prediction.comparison import SCORE_COLUMNS, grouped_folds
 from xai_kedro.core.meta.prediction.correlations import CORRELATION_COLUMNS, correlations
@@ -28,6 +48,7 @@ from xai_kedro.core.meta.prediction.features import (
     CONFIDENCE_SET,
     GROUP,
     OBJECT_SHARE_FEATURE,
+    OOD_KEYS,
     TARGET,
     XAI_CONFIDENCE_SET,
     XAI_SET,
@@ -37,13 +58,13 @@ from xai_kedro.core.meta.prediction.features import (
 from xai_kedro.core.meta.prediction.learners import make_model
 from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
 from xai_kedro.core.meta.report.formatting import fmt, interval_sign
-from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions
+from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions, bootstrap_ci, two_way_ci
 from xai_kedro.core.meta.tables import FAMILY_TABLES
-from xai_kedro.core.robustness.columns import family_rows, shift_families
+from xai_kedro.core.robustness.columns import REFERENCE_FAMILY, family_rows, shift_families
 
 logger = logging.getLogger(__name__)
 
-FAMILY_HYPOTHESIS, FAMILY_HEADLINE = FAMILY_TABLES
+FAMILY_HYPOTHESIS, FAMILY_HEADLINE, FAMILY_ESTIMATION = FAMILY_TABLES
 
 # The hypothesis' sign of each feature against correctness under shift: more attention on the
 # object goes with more correct predictions; a higher deletion score or entropy with fewer.
@@ -63,6 +84,17 @@ HYPOTHESIS_COLUMNS = (
     *(c for c in CORRELATION_COLUMNS if c not in ("feature", "feature_group")),
 )
 HEADLINE_COLUMNS = ("shift_family", *DIFFERENCE_COLUMNS)
+# The selection regret minus the expected regret of a random pick (points, < 0 = better than
+# random), paired: the same resamples of adapters (and images) for both.
+REGRET_VS_RANDOM = ("regret_minus_random_points", "regret_minus_random_ci_low",
+                    "regret_minus_random_ci_high")  # fmt: skip
+_NAMES = ("method", "label", "shift", "level", "n_adapters")
+ESTIMATION_FAMILY_COLUMNS = (
+    "shift_family",
+    *SUMMARY_COLUMNS,
+    *(c for c in SELECTION_COLUMNS if c not in _NAMES),
+    *REGRET_VS_RANDOM,
+)
 
 
 @dataclass(frozen=True)
@@ -233,17 +265,139 @@ def family_headline(
     return pd.concat(parts, ignore_index=True).reindex(columns=list(HEADLINE_COLUMNS))
 
 
+# ------------------------------------------------------------------ adapter level per family
+def _minus_random(pred: np.ndarray, measured: np.ndarray) -> float:
+    """Regret of picking by ``pred`` minus a random pick's expected regret (points): the zoo's
+    mean accuracy minus the pick's."""
+    y = np.asarray(measured, dtype=float)
+    return float((y.mean() - y[pick(pred)]) * 100.0)
+
+
+def _shift_values(ood: pd.DataFrame, shift: str, level: str, adapters: list[str]) -> Any:
+    """[adapters, images] correctness over one shift's conditions (as `adapter_selection`'s
+    two-way intervals use), or None when some adapter lacks an image's conditions."""
+    rows = ood if level == "overall" else ood[ood["corruption"] == shift]
+    m = correctness_matrix(rows, adapters)
+    return m if m.shape[1] and not np.isnan(m).any() else None
+
+
+def regret_vs_random(
+    estimation: pd.DataFrame,
+    ood: pd.DataFrame,
+    settings: EstimationSettings,
+    seed: int = 0,
+    levels: tuple[str, ...] = ("corruption", "overall"),
+) -> pd.DataFrame:
+    """Per (method, shift): the pick's regret minus a random pick's expected regret (points,
+    < 0 = better than random), with an interval on the resamples of `adapter_selection`'s
+    (two-way over families and images where the correctness matrix is complete)."""
+    est = estimation[estimation["level"].isin(levels) & (estimation["method"] != BASELINE_CONSTANT)]
+    clean = est.drop_duplicates(["shift", "adapter_id"]).assign(
+        method=CLEAN_SELECTION, predicted_accuracy=lambda d: d["clean_accuracy"]
+    )
+    boot = settings.bootstrap(seed)
+    rows = []
+    for (method, shift), g in pd.concat([est, clean]).groupby(["method", "shift"], sort=False):
+        g = g.sort_values("adapter_id")
+        pred = g["predicted_accuracy"].to_numpy(dtype=float)
+        y = g["measured_accuracy"].to_numpy(dtype=float)
+        row = {"method": method, "shift": shift} | dict.fromkeys(REGRET_VS_RANDOM, np.nan)
+        rows.append(row)
+        if len(g) == 0 or np.isnan(pred).any() or np.isnan(y).any():
+            continue
+        row[REGRET_VS_RANDOM[0]] = _minus_random(pred, y)
+        if len(g) < 2:
+            continue
+        families = g["family"].to_numpy()
+        values = _shift_values(ood, shift, g["level"].iloc[0], list(g["adapter_id"]))
+        if values is None:
+            low, high = bootstrap_ci(_minus_random, pred, y, groups=families, **boot)
+        else:
+            low, high = two_way_ci(
+                lambda means, idx, p=pred: _minus_random(p[idx], means),
+                values, boot["n_boot"], boot["alpha"], seed, families,
+            )  # fmt: skip
+        row[REGRET_VS_RANDOM[1]], row[REGRET_VS_RANDOM[2]] = low, high
+    return pd.DataFrame(rows, columns=["method", "shift", *REGRET_VS_RANDOM])
+
+
+def _one_family_estimation(
+    silver_xai: pd.DataFrame,
+    ood: pd.DataFrame,
+    source: pd.DataFrame | None,
+    settings: EstimationSettings,
+    seed: int,
+    estimate: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The estimation summary and the selection of one family's rows, side by side
+    (``estimate``: that family's `accuracy_estimation` when already built)."""
+    if estimate is None:
+        estimate = accuracy_estimation(silver_xai, ood, source, None, settings, seed)
+    summary = estimation_summary(estimate, settings, seed)
+    selection = adapter_selection(estimate, settings, seed, silver_ood=ood)
+    out = summary.merge(
+        selection, on=["method", "shift"], how="outer", suffixes=("", "_sel"), sort=False
+    )
+    for c in ("label", "level", "n_adapters"):  # the selection's where the summary has no row
+        out[c] = out[c].where(out[c].notna(), out.pop(f"{c}_sel"))
+    out["n_adapters"] = out["n_adapters"].astype(int)
+    out = out.merge(regret_vs_random(estimate, ood, settings, seed), on=["method", "shift"],
+                    how="left")  # fmt: skip
+    rank = {m: i for i, m in enumerate((*METHODS, CLEAN_SELECTION, RANDOM_SELECTION))}
+    return overall_first(out, rank, unknown=len(METHODS))
+
+
+def family_estimation(
+    silver_xai: pd.DataFrame,
+    silver_ood: pd.DataFrame,
+    silver_source: pd.DataFrame | None = None,
+    settings: FamilySettings | None = None,
+    estimation: EstimationSettings | None = None,
+    seed: int = 0,
+    reference_estimate: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per shift family x method x shift (each corruption of the family and `all`): the
+    adapter-level estimation MAE (`accuracy_estimation_summary`'s columns) and the selection
+    regret (`adapter_selection`'s, plus the paired regret minus a random pick's), on that
+    family's rows. The label-free estimators' source is ``silver_source`` (the validation split,
+    whatever the family); replicates and level are this block's (`FamilySettings`).
+    ``reference_estimate``: the Gold `accuracy_estimation` (the reference family's, same
+    regressor and seed), reused rather than fitted again."""
+    p = settings or FamilySettings()
+    est = replace(estimation or EstimationSettings(), n_bootstrap=p.n_bootstrap,
+                  ci_alpha=p.ci_alpha)  # fmt: skip
+    source = None if silver_source is None else family_rows(silver_source)
+    silver_xai = silver_xai.sort_values([GROUP, "adapter_id"], ignore_index=True)
+    parts = []
+    for family in shift_families(silver_ood):
+        ood = family_rows(silver_ood, family).sort_values(list(OOD_KEYS), ignore_index=True)
+        if len(ood):
+            reuse = reference_estimate if family == REFERENCE_FAMILY else None
+            table = _one_family_estimation(silver_xai, ood, source, est, seed, reuse)
+            parts.append(table.assign(shift_family=family))
+    if not parts:
+        return pd.DataFrame(columns=list(ESTIMATION_FAMILY_COLUMNS))
+    out = pd.concat(parts, ignore_index=True)
+    return out.reindex(columns=list(ESTIMATION_FAMILY_COLUMNS))
+
+
 def family_tables(
     silver_xai: pd.DataFrame,
     silver_ood: pd.DataFrame,
     settings: FamilySettings | None = None,
     meta_learners: MetaLearnerSettings | None = None,
     seed: int = 0,
+    silver_source: pd.DataFrame | None = None,
+    estimation: EstimationSettings | None = None,
+    reference_estimate: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every per-family Gold table, by name (`FAMILY_TABLES`)."""
     return {
         FAMILY_HYPOTHESIS: family_hypothesis(silver_xai, silver_ood, settings, seed),
         FAMILY_HEADLINE: family_headline(silver_xai, silver_ood, settings, meta_learners, seed),
+        FAMILY_ESTIMATION: family_estimation(
+            silver_xai, silver_ood, silver_source, settings, estimation, seed, reference_estimate
+        ),
     }
 
 
@@ -292,7 +446,62 @@ def _headline_sentence(headline: pd.DataFrame | None, family: str) -> str:
     )
 
 
-def families_section(hypothesis: pd.DataFrame, headline: pd.DataFrame | None) -> list[str]:
+def _ci(r: pd.Series, name: str, value: str, spec: str = ".1f") -> str:
+    """ "v [low, high]" of one interval column family of a row."""
+    return (
+        f"{fmt(r[value], spec)} [{fmt(r[f'{name}_ci_low'], spec)}, "
+        f"{fmt(r[f'{name}_ci_high'], spec)}]"
+    )
+
+
+def _versus_meta(r: pd.Series) -> str:
+    """How a method's MAE compares with the meta-regressor's (paired interval of the gap)."""
+    side = interval_sign(r["mae_minus_meta_ci_low"], r["mae_minus_meta_ci_high"])
+    word = {1: "the meta-regressor is closer", -1: "it is closer", 0: "not separated"}[side]
+    return f"{word}: MAE difference {_ci(r, 'mae_minus_meta', 'mae_minus_meta_points', '+.1f')}"
+
+
+def _estimation_sentence(estimation: pd.DataFrame | None, family: str) -> str | None:
+    """Overall estimation MAE (points) of the meta-regressor vs the best label-free estimator
+    vs the trivial baselines, and the meta-regressor's selection regret vs a random pick."""
+    if estimation is None or estimation.empty:
+        return None
+    rows = estimation[(estimation["shift_family"] == family) & (estimation["level"] == "overall")]
+    rows = rows.set_index("method")
+    if META_REGRESSOR not in rows.index or pd.isna(rows.loc[META_REGRESSOR, "mae_points"]):
+        return "No adapter-level estimation (too few adapters or config families)."
+    meta = rows.loc[META_REGRESSOR]
+    parts = [f"Estimation MAE (points): meta-regressor {_ci(meta, 'mae', 'mae_points')}"]
+    free = rows[rows.index.isin(list(ESTIMATORS.names())) & rows["mae_points"].notna()]
+    if len(free):
+        best = free["mae_points"].idxmin()
+        parts.append(f"best label-free {best} {_ci(rows.loc[best], 'mae', 'mae_points')} "
+                     f"({_versus_meta(rows.loc[best])})")  # fmt: skip
+    for name in (b for b in BASELINES if b in rows.index and pd.notna(rows.loc[b, "mae_points"])):
+        r = rows.loc[name]
+        parts.append(f"{name} {_ci(r, 'mae', 'mae_points')} ({_versus_meta(r)})")
+    text = "; ".join(parts) + "."
+    if pd.notna(meta.get("regret_points")):
+        side = interval_sign(
+            meta["regret_minus_random_ci_low"], meta["regret_minus_random_ci_high"]
+        )
+        word = {-1: "better than", 1: "worse than", 0: "not separated from"}[side]
+        random = rows.loc[RANDOM_SELECTION] if RANDOM_SELECTION in rows.index else None
+        text += (
+            f" Selection regret of the meta-regressor's pick {_ci(meta, 'regret', 'regret_points')}"
+            + ("" if random is None else
+               f" vs a random pick's {_ci(random, 'regret', 'regret_points')}")
+            + f": {word} a random pick (difference "
+            f"{_ci(meta, 'regret_minus_random', 'regret_minus_random_points', '+.1f')})."
+        )  # fmt: skip
+    return text
+
+
+def families_section(
+    hypothesis: pd.DataFrame,
+    headline: pd.DataFrame | None,
+    estimation: pd.DataFrame | None = None,
+) -> list[str]:
     """The "Per shift family" section: one paragraph per family, every word from the numbers ("no effect"
     where the interval includes 0)."""
     lines = [
@@ -301,6 +510,12 @@ def families_section(hypothesis: pd.DataFrame, headline: pd.DataFrame | None) ->
         "score, low attention entropy on the clean image) stays correct more often under the "
         "shift. Pearson r with correctness under each family, image-clustered 95% intervals.",
     ]
+    if estimation is not None and not estimation.empty:
+        lines[1] += (
+            " Adapter level: OOD accuracy estimation error and selection regret in accuracy "
+            "points, 95% intervals over config families (and images); a random pick is the "
+            "selection floor."
+        )
     for family in hypothesis["shift_family"].drop_duplicates():
         fam = hypothesis[hypothesis["shift_family"] == family]
         overall = fam[fam["class"] == ALL_CLASSES]
@@ -311,5 +526,8 @@ def families_section(hypothesis: pd.DataFrame, headline: pd.DataFrame | None) ->
         if per_class:
             text.append(per_class)
         text.append(_headline_sentence(headline, family))
+        adapter_level = _estimation_sentence(estimation, family)
+        if adapter_level:
+            text.append(adapter_level)
         lines += ["", " ".join(text)]
     return lines

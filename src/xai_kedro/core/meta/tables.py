@@ -28,8 +28,9 @@ ESTIMATION_TABLES: tuple[str, ...] = (
 BASELINE_TABLES: tuple[str, ...] = ("confidence_baselines", "confidence_baseline_differences")
 # Which explainer's XAI profile predicts robustness best (core.meta.explainers.features).
 EXPLAINER_FEATURES = "explainer_features"
-# The answers per shift family (core.meta.families): the hypothesis and the headline.
-FAMILY_TABLES: tuple[str, ...] = ("family_hypothesis", "family_headline")
+# The answers per shift family (core.meta.families): the hypothesis, the headline and the
+# adapter-level estimation MAE and selection regret.
+FAMILY_TABLES: tuple[str, ...] = ("family_hypothesis", "family_headline", "family_estimation")
 GOLD_TABLES: tuple[str, ...] = (
     *REFERENCE_TABLES,
     *ESTIMATION_TABLES,

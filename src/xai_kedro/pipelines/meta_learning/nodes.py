@@ -81,15 +81,25 @@ def build_explainer_features(
 
 
 def build_family_tables(
-    silver_xai: DataFrame, silver_ood: DataFrame, params: dict[str, Any], seed: int
+    silver_xai: DataFrame,
+    silver_ood: DataFrame,
+    silver_source: DataFrame,
+    accuracy_estimation: pd.DataFrame,
+    params: dict[str, Any],
+    seed: int,
 ) -> tuple[pd.DataFrame, ...]:
-    """Gold answers per shift family: the hypothesis (overall and per class) and the headline."""
+    """Gold answers per shift family: the hypothesis (overall and per class), the headline and
+    the adapter-level estimation and selection (silver_source: the label-free estimators';
+    accuracy_estimation: the reference family's, reused)."""
     tables = family_tables(
         silver_xai.drop("heatmap").toPandas(),
         silver_ood.toPandas(),
         settings=FamilySettings.from_params(params.get("families")),
         meta_learners=MetaLearnerSettings.from_params(params.get("meta_learners")),
         seed=seed,
+        silver_source=silver_source.toPandas(),
+        estimation=EstimationSettings.from_params(params.get("accuracy_estimation")),
+        reference_estimate=accuracy_estimation,
     )
     return tuple(tables[name] for name in FAMILY_TABLES)
 

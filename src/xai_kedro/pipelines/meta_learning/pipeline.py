@@ -57,7 +57,14 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         node(
             build_family_tables,
-            inputs=["silver_xai", "silver_ood", "params:meta_learning", "params:seed"],
+            inputs=[
+                "silver_xai",
+                "silver_ood",
+                "silver_source",
+                "accuracy_estimation",
+                "params:meta_learning",
+                "params:seed",
+            ],
             outputs=list(FAMILY_TABLES),
             name="build_family_tables",
         ),

@@ -352,7 +352,12 @@ def summary_report(tables: Mapping[str, pd.DataFrame], leakage_tolerance: float 
         ),
         ("explainer_faithfulness", faithfulness_section),
         ("explainer_features", explainer_features_section),
-        ("family_hypothesis", lambda t: families_section(t, _table(tables, "family_headline"))),
+        (
+            "family_hypothesis",
+            lambda t: families_section(
+                t, _table(tables, "family_headline"), _table(tables, "family_estimation")
+            ),
+        ),
     ]
     for name, section in sections:  # a section whose table is missing or empty is skipped
         table = _table(tables, name)
