@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from xai_kedro.core.common.columns import Column
 from xai_kedro.core.data.bronze import pixels_from_rows
 from xai_kedro.core.data.sources import list_source, with_file_stats
 from xai_kedro.core.deploy.bundle import read_bundle
+from xai_kedro.core.deploy.settings import FolderRunSettings
 from xai_kedro.spark.ingestion import (
     QUARANTINE_COLUMNS,
     USER_ERRORS,
@@ -42,9 +44,10 @@ FOLDER_KEY_COLUMNS = (
 SERVE_DEVICE_VARIABLE = "XAI_KEDRO_SERVE_DEVICE"
 
 
-def list_folder(source: Mapping[str, Any], setting: str) -> pd.DataFrame:
-    """Every file of an ingestion-kind source; a missing or empty root ends the run in one
-    line naming `setting` (e.g. `scoring.source`)."""
+def list_folder(settings: FolderRunSettings) -> pd.DataFrame:
+    """Every file of the block's `source` (an ingestion source kind); a missing or empty root
+    ends the run in one line naming the setting (e.g. `scoring.source`)."""
+    source, setting = settings.source, f"{settings.PATH}.source"
     try:
         listing = list_source(
             source["kind"], Path(source["root"]), source_name=source.get("name", source["kind"])
@@ -77,16 +80,28 @@ def worker_model(directory: str, device: str) -> Any:
     return mlflow.pyfunc.load_model(directory).unwrap_python_model().deployed
 
 
+@dataclass(frozen=True)
+class DecodedFolder:
+    """A listed folder ready for the model: its URI and the local copy the workers load, the
+    usable decoded rows (partitioned by image) and the quarantine."""
+
+    uri: str
+    directory: Path
+    good: DataFrame
+    quarantine: pd.DataFrame
+
+
 @contextlib.contextmanager
 def decoded_folder(
-    listing: pd.DataFrame, directory: Path, max_file_bytes: int, setting: str, partitions: int
-) -> Iterator[tuple[DataFrame, pd.DataFrame]]:
-    """(usable decoded rows, partitioned by image; the quarantine) for a listed folder, decoded
-    with the model's own decode settings; the decoded rows are unpersisted on exit."""
+    listing: pd.DataFrame, deployed_model: Mapping[str, Any], settings: FolderRunSettings
+) -> Iterator[DecodedFolder]:
+    """The block's model (`local_model`) and the listed files decoded with its own decode
+    settings (quarantine as in ingestion); the decoded rows are unpersisted on exit."""
     from xai_kedro.core.deploy.model import bundle_in_model
 
+    uri, directory = local_model(settings.model_uri, deployed_model, settings.model_dir)
     decode = read_bundle(bundle_in_model(directory)).decode
-    files = with_file_stats(listing, max_file_bytes, setting)
+    files = with_file_stats(listing, settings.max_file_bytes, f"{settings.PATH}.max_file_bytes")
     decoded = decode_listed(get_spark(), files[files["problem"].isna()], decode)
     try:
         rejected = decoded.filter(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
@@ -95,8 +110,10 @@ def decoded_folder(
              rejected.toPandas()],
             ignore_index=True,
         ).astype("string")  # fmt: skip
-        good = decoded.filter(F.col("reason").isNull()).repartition(partitions, "image_id")
-        yield good, quarantine.sort_values("source_path", ignore_index=True)
+        good = decoded.filter(F.col("reason").isNull()).repartition(settings.partitions, "image_id")
+        yield DecodedFolder(
+            uri, directory, good, quarantine.sort_values("source_path", ignore_index=True)
+        )
     finally:
         decoded.unpersist()
 

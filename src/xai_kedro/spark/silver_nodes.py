@@ -66,6 +66,19 @@ SilverNode = Callable[
 ]
 
 
+def silver_inputs(params: str, adapter_zoo: str = "adapter_zoo") -> list[str]:
+    """The Kedro inputs of a `silver_node` (its signature, in order): Bronze, the zoo (another
+    one, e.g. knowledge injection's refined adapters), the manifest, `params:<params>` and
+    execution; every pipeline that runs a Silver node declares its inputs with this."""
+    return [
+        "bronze_images",
+        adapter_zoo,
+        "backbone_manifest",
+        f"params:{params}",
+        "params:execution",
+    ]
+
+
 def silver_node(plan: Plan, name: str, partitions_key: str) -> SilverNode:
     """A Kedro node function named `name` that runs `plan`'s stage through `run_zoo` with
     `execution[partitions_key]` partitions (its docstring is the plan's)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from tests.conftest import TINY_DATA_ROOT, make_tiny_project, run_kedro
+from tests.core.tiny import tiny_backbone
 from xai_kedro.core.data.bronze import masks_from_rows, pixels_from_rows
 from xai_kedro.pipelines.ingestion.nodes import ingest_images, list_images
 
@@ -166,13 +169,26 @@ def test_synthetic_source_keeps_masks_and_generator_splits(spark, tmp_path):
 @pytest.mark.slow
 def test_paper_env_without_its_dataset_says_what_is_missing_in_one_line(tmp_path, monkeypatch):
     project = make_tiny_project(tmp_path / "paper_without_data")
-    expected = (project / "data/01_raw/oxford-iiit-pet").resolve()
+    # Without DINOv2 in the Hugging Face cache the backbone check (before any file is listed)
+    # ends the run first, in one line naming backbone.source ...
     with pytest.raises(SystemExit) as stop:
         run_kedro(project, monkeypatch, pipelines=["ingestion"], env="paper")
+    assert str(stop.value.code).startswith("backbone.source: 'facebook/dinov2-base'")
+    assert "\n" not in str(stop.value.code)
+    # ... and with a local stand-in checkpoint it is the missing dataset that is named.
+    tiny_backbone().save_pretrained(str(project / "dinov2_stand_in"))
+    shutil.copytree(project / "conf/paper", project / "conf/paper_stand_in")
+    params_file = project / "conf/paper_stand_in/parameters.yml"
+    params = yaml.safe_load(params_file.read_text())
+    params["backbone"].update(source="dinov2_stand_in", input_size=32)
+    params_file.write_text(yaml.safe_dump(params))
+    expected = (project / "data/01_raw/oxford-iiit-pet").resolve()
+    with pytest.raises(SystemExit) as stop:
+        run_kedro(project, monkeypatch, pipelines=["ingestion"], env="paper_stand_in")
     message = str(stop.value.code)
     assert "\n" not in message and str(expected) in message and "docs/data.md" in message
     cli = subprocess.run(
-        [str(Path(sys.executable).with_name("kedro")), "run", "--env", "paper"],
+        [str(Path(sys.executable).with_name("kedro")), "run", "--env", "paper_stand_in"],
         cwd=project,
         capture_output=True,
         text=True,

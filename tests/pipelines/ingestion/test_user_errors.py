@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import make_tiny_project, run_kedro
+from tests.core.tiny import tiny_backbone
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +49,12 @@ def _project(tmp_path: Path, case: str) -> tuple[Path, Path, list[str]]:
     expected = CASES[case](root)
     env = project / "conf" / ENV
     env.mkdir()
+    # A usable backbone (a tiny local stand-in): it is checked before any file is listed, so
+    # the source's own error is the one these cases reach.
+    checkpoint = tmp_path / "backbone"
+    tiny_backbone().save_pretrained(str(checkpoint))
     params = {
-        "backbone": {"pretrain": {"enabled": False}},
+        "backbone": {"source": str(checkpoint), "input_size": 32, "pretrain": {"enabled": False}},
         "ingestion": {"source": {"kind": "image_folder", "name": case, "root": str(root)}},
     }
     (env / "parameters.yml").write_text(yaml.safe_dump(params))

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline, node, pipeline
 
-from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_xai
+from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_xai, silver_inputs
 
 from .nodes import (
     build_knowledge_injection,
@@ -13,17 +13,6 @@ from .nodes import (
     refine_adapters,
     write_knowledge_injection_report,
 )
-
-
-def _silver_inputs(params: str) -> list[str]:
-    """The refined adapters' Silver inputs (spark.silver_nodes.silver_node's signature)."""
-    return [
-        "bronze_images",
-        "injection_adapter_zoo",
-        "backbone_manifest",
-        f"params:{params}",
-        "params:execution",
-    ]
 
 
 def _diagnose_and_generate() -> list[Node]:
@@ -76,13 +65,13 @@ def _refine_and_score() -> list[Node]:
         ),
         node(
             compute_silver_xai,
-            inputs=_silver_inputs("xai_silver"),
+            inputs=silver_inputs("xai_silver", "injection_adapter_zoo"),
             outputs="injection_silver_xai",
             name="score_refined_xai",
         ),
         node(
             compute_silver_ood,
-            inputs=_silver_inputs("ood"),
+            inputs=silver_inputs("ood", "injection_adapter_zoo"),
             outputs="injection_silver_ood",
             name="score_refined_ood",
         ),

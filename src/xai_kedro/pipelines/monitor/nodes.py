@@ -26,7 +26,6 @@ from xai_kedro.spark.deployed import (
     batch_pixels,
     decoded_folder,
     list_folder,
-    local_model,
     model_udf,
     worker_model,
 )
@@ -50,7 +49,7 @@ IMAGE_SCHEMA = struct_of(IMAGE_COLUMNS)
 
 def list_monitor_images(monitor: dict[str, Any]) -> pd.DataFrame:
     """Every file under `monitor.source` (an ingestion source kind), listed as ingestion does."""
-    return list_folder(MonitorSettings.from_params(monitor).source, "monitor.source")
+    return list_folder(MonitorSettings.from_params(monitor))
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,17 +82,13 @@ def profile_batch(
     """Decode the listed files with the model's decode settings (unreadable or invalid files go
     to the quarantine, as in ingestion), then profile the rest on Spark."""
     settings = MonitorSettings.from_params(monitor)
-    uri, directory = local_model(settings.model_uri, deployed_model, settings.model_dir)
-    with decoded_folder(
-        monitor_listing, directory, settings.max_file_bytes, "monitor.max_file_bytes",
-        settings.partitions,
-    ) as (good, quarantine):  # fmt: skip
-        rows = _profiled_rows(directory, settings.device)
-        udf = model_udf(directory, settings.device, IMAGE_SCHEMA, rows)
-        images = good.mapInPandas(udf, IMAGE_SCHEMA).toPandas()
-    images = images.sort_values("image_id", ignore_index=True).assign(model_uri=uri)
-    logger.info("Profiled %d images; %d quarantined", len(images), len(quarantine))
-    return images, quarantine
+    with decoded_folder(monitor_listing, deployed_model, settings) as folder:
+        rows = _profiled_rows(folder.directory, settings.device)
+        udf = model_udf(folder.directory, settings.device, IMAGE_SCHEMA, rows)
+        images = folder.good.mapInPandas(udf, IMAGE_SCHEMA).toPandas()
+    images = images.sort_values("image_id", ignore_index=True).assign(model_uri=folder.uri)
+    logger.info("Profiled %d images; %d quarantined", len(images), len(folder.quarantine))
+    return images, folder.quarantine
 
 
 def _source_rows(silver_source: DataFrame, adapter_id: str) -> pd.DataFrame:

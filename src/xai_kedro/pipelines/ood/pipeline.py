@@ -2,18 +2,9 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_source
+from xai_kedro.spark.silver_nodes import compute_silver_ood, compute_silver_source, silver_inputs
 
 from .nodes import degradation_table, plot_degradation
-
-# What every Silver node of this pipeline reads (spark.silver_nodes.silver_node's signature).
-SILVER_INPUTS = [
-    "bronze_images",
-    "adapter_zoo",
-    "backbone_manifest",
-    "params:ood",
-    "params:execution",
-]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -21,13 +12,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compute_silver_ood,
-                inputs=SILVER_INPUTS,
+                inputs=silver_inputs("ood"),
                 outputs="silver_ood",
                 name="compute_silver_ood",
             ),
             node(
                 compute_silver_source,
-                inputs=SILVER_INPUTS,
+                inputs=silver_inputs("ood"),
                 outputs="silver_source",
                 name="compute_silver_source",
             ),

@@ -17,7 +17,6 @@ from xai_kedro.spark.deployed import (
     batch_pixels,
     decoded_folder,
     list_folder,
-    local_model,
     model_udf,
 )
 from xai_kedro.spark.schema import struct_of
@@ -38,7 +37,7 @@ SCORED_SCHEMA = struct_of(
 
 def list_scoring_images(scoring: dict[str, Any]) -> pd.DataFrame:
     """Every file under `scoring.source` (an ingestion source kind), listed as ingestion does."""
-    return list_folder(ScoringSettings.from_params(scoring).source, "scoring.source")
+    return list_folder(ScoringSettings.from_params(scoring))
 
 
 def _scored_rows(model: Any, batch: pd.DataFrame) -> pd.DataFrame:
@@ -54,14 +53,10 @@ def score_images(
     """Decode the listed files with the model's own decode settings (a file that cannot be
     read or decoded goes to the quarantine, as in ingestion), then score the rest."""
     settings = ScoringSettings.from_params(scoring)
-    uri, directory = local_model(settings.model_uri, deployed_model, settings.model_dir)
-    with decoded_folder(
-        scoring_listing, directory, settings.max_file_bytes, "scoring.max_file_bytes",
-        settings.partitions,
-    ) as (good, quarantine):  # fmt: skip
-        udf = model_udf(directory, settings.device, SCORED_SCHEMA, _scored_rows)
-        scored = good.withColumn("model_uri", F.lit(uri)).mapInPandas(udf, SCORED_SCHEMA)
-        scored = scored.persist()
+    with decoded_folder(scoring_listing, deployed_model, settings) as folder:
+        udf = model_udf(folder.directory, settings.device, SCORED_SCHEMA, _scored_rows)
+        scored = folder.good.withColumn("model_uri", F.lit(folder.uri))
+        scored = scored.mapInPandas(udf, SCORED_SCHEMA).persist()
         count = scored.count()
-    logger.info("Scored %d images; %d quarantined", count, len(quarantine))
-    return scored, quarantine
+    logger.info("Scored %d images; %d quarantined", count, len(folder.quarantine))
+    return scored, folder.quarantine

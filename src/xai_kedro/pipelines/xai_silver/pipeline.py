@@ -6,18 +6,10 @@ from xai_kedro.spark.silver_nodes import (
     compute_explainer_profiles,
     compute_explainer_scores,
     compute_silver_xai,
+    silver_inputs,
 )
 
 from .nodes import build_explainer_faithfulness, failure_gallery
-
-# What every Silver node of this pipeline reads (spark.silver_nodes.silver_node's signature).
-SILVER_INPUTS = [
-    "bronze_images",
-    "adapter_zoo",
-    "backbone_manifest",
-    "params:xai_silver",
-    "params:execution",
-]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -25,13 +17,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 compute_silver_xai,
-                inputs=SILVER_INPUTS,
+                inputs=silver_inputs("xai_silver"),
                 outputs="silver_xai",
                 name="compute_silver_xai",
             ),
             node(
                 compute_explainer_profiles,
-                inputs=SILVER_INPUTS,
+                inputs=silver_inputs("xai_silver"),
                 outputs="silver_xai_explainers",
                 name="compute_explainer_profiles",
             ),
@@ -49,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 compute_explainer_scores,
-                inputs=SILVER_INPUTS,
+                inputs=silver_inputs("xai_silver"),
                 outputs="silver_explainer_scores",
                 name="compute_explainer_scores",
             ),

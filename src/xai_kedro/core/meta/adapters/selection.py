@@ -142,21 +142,33 @@ def _selection_row(
     seed: int,
     values: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """One method's pick on one shift (``g`` sorted by adapter), with bootstrap intervals."""
-    row = _row_head(method, METHOD_LABELS.get(method, "Clean validation accuracy"), shift, g)
-    pred = g["predicted_accuracy"].to_numpy(dtype=float)
-    if np.isnan(pred).any():
-        logger.info("selection by %s on %s: some predictions are NaN; no pick", method, shift)
-        return row
+    """One method's pick on one shift (``g`` sorted by adapter), with bootstrap intervals; for
+    `RANDOM_SELECTION` the expected outcome of a uniformly random pick (no adapter is picked;
+    ``picked_true_accuracy`` is the zoo's mean), with the same bootstrap."""
     y = g["measured_accuracy"].to_numpy(dtype=float)
     clean = g["clean_accuracy"].to_numpy(dtype=float)
     ids = g["adapter_id"].to_numpy()
-    chosen, oracle, clean_pick = pick(pred), pick(y), pick(clean)
-    regret, gain = selection_outcome(pred, y, clean)
+    if method == RANDOM_SELECTION:
+        row = _row_head(method, "Random pick (expected)", shift, g)
+        row["picked_true_accuracy"] = y.mean()
+        outcome, per_unit = _random_outcome, [clean]
+        regret, gain = random_pick_outcome(y, clean)
+    else:
+        row = _row_head(method, METHOD_LABELS.get(method, "Clean validation accuracy"), shift, g)
+        pred = g["predicted_accuracy"].to_numpy(dtype=float)
+        if np.isnan(pred).any():
+            logger.info("selection by %s on %s: some predictions are NaN; no pick", method, shift)
+            return row
+        chosen = pick(pred)
+        row.update(
+            picked_adapter=ids[chosen],
+            picked_predicted_accuracy=pred[chosen],
+            picked_true_accuracy=y[chosen],
+        )
+        outcome, per_unit = _pick_outcome, [pred, clean]
+        regret, gain = selection_outcome(pred, y, clean)
+    oracle, clean_pick = pick(y), pick(clean)
     row.update(
-        picked_adapter=ids[chosen],
-        picked_predicted_accuracy=pred[chosen],
-        picked_true_accuracy=y[chosen],
         oracle_adapter=ids[oracle],
         oracle_accuracy=y[oracle],
         clean_pick_adapter=ids[clean_pick],
@@ -164,7 +176,7 @@ def _selection_row(
         regret_points=regret,
         gain_vs_clean_points=gain,
     )
-    row.update(_intervals(_pick_outcome, [pred, clean], g, values, settings, seed))
+    row.update(_intervals(outcome, per_unit, g, values, settings, seed))
     return row
 
 
@@ -174,34 +186,6 @@ def _pick_outcome(pred: np.ndarray, clean: np.ndarray, measured: np.ndarray) -> 
 
 def _random_outcome(clean: np.ndarray, measured: np.ndarray) -> list[float]:
     return random_pick_outcome(measured, clean)
-
-
-def _random_row(
-    shift: str,
-    g: pd.DataFrame,
-    settings: EstimationSettings,
-    seed: int,
-    values: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """The expected outcome of a uniformly random pick on one shift (no adapter is picked;
-    ``picked_true_accuracy`` is the zoo's mean), with the same family bootstrap."""
-    y = g["measured_accuracy"].to_numpy(dtype=float)
-    clean = g["clean_accuracy"].to_numpy(dtype=float)
-    ids = g["adapter_id"].to_numpy()
-    oracle, clean_pick = pick(y), pick(clean)
-    regret, gain = random_pick_outcome(y, clean)
-    row = _row_head(RANDOM_SELECTION, "Random pick (expected)", shift, g)
-    row |= {
-        "picked_true_accuracy": y.mean(),
-        "oracle_adapter": ids[oracle],
-        "oracle_accuracy": y[oracle],
-        "clean_pick_adapter": ids[clean_pick],
-        "clean_pick_accuracy": y[clean_pick],
-        "regret_points": regret,
-        "gain_vs_clean_points": gain,
-    }
-    row.update(_intervals(_random_outcome, [clean], g, values, settings, seed))
-    return row
 
 
 def _shift_matrices(silver_ood: pd.DataFrame | None, clean: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -241,7 +225,9 @@ def adapter_selection(
         for (method, shift), g in both.groupby(["method", "shift"], sort=False)
     ]
     rows += [
-        _random_row(shift, g.sort_values("adapter_id"), p, seed, values.get(shift))
+        _selection_row(
+            RANDOM_SELECTION, shift, g.sort_values("adapter_id"), p, seed, values.get(shift)
+        )
         for shift, g in clean.groupby("shift", sort=False)
     ]
     out = pd.DataFrame(rows).reindex(columns=list(SELECTION_COLUMNS))
