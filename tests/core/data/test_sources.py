@@ -14,9 +14,11 @@ import pytest
 from PIL import Image
 
 import xai_kedro.core.data.sources as sources
+from xai_kedro.core.common.errors import UserError
 from xai_kedro.core.data.sources import (
     SOURCE_COLUMNS,
     EmptySourceError,
+    SourceNotAFolderError,
     SourceNotFoundError,
     breed_name,
     image_id,
@@ -405,3 +407,11 @@ def test_missing_root(tmp_path):
 def test_unknown_option_is_an_error(oxford):
     with pytest.raises(TypeError):
         list_source("oxford_pet", oxford, no_such_option=True)
+
+
+def test_a_root_that_is_a_file_is_a_one_line_user_error(tmp_path):
+    root = tmp_path / "not_a_folder.png"
+    root.write_bytes(b"x")
+    with pytest.raises(SourceNotAFolderError, match="is not a folder") as error:
+        validate_source({"kind": "image_folder", "root": str(root)})
+    assert isinstance(error.value, UserError) and isinstance(error.value, NotADirectoryError)

@@ -33,6 +33,7 @@ import pandas as pd
 from xai_kedro.core.common.errors import UserError
 from xai_kedro.core.common.hashing import sha256_file
 from xai_kedro.core.common.registry import Registry
+from xai_kedro.core.common.settings import SettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class SourceNotFoundError(UserError, FileNotFoundError):
         )
         self.kind = kind
         self.missing = missing
+
+
+class SourceNotAFolderError(UserError, NotADirectoryError):
+    """The configured source root is a file, not a folder."""
 
 
 class EmptySourceError(UserError, FileNotFoundError):
@@ -116,11 +121,11 @@ def validate_source(source: Mapping[str, Any]) -> None:
     (unless the source generates it) and is a folder."""
     for key in ("kind", "root"):
         if not source.get(key):
-            raise ValueError(f"ingestion.source.{key} must be set")
+            raise SettingsError(f"ingestion.source.{key} must be set")
     spec = source_spec(str(source["kind"]))
     root = Path(str(source["root"])).expanduser()
     if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"ingestion.source.root: {root.resolve()} is not a folder")
+        raise SourceNotAFolderError(f"ingestion.source.root: {root.resolve()} is not a folder")
     if not spec.generated and not root.is_dir():
         raise SourceNotFoundError(spec.kind, root.resolve(), "the source root")
 
