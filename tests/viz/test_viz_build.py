@@ -17,7 +17,7 @@ from xai_kedro.pipeline_registry import SEPARATE_RUNS
 
 PIPELINES = [
     "ingestion", "adapter_training", "xai_silver", "ood", "meta_learning", "knowledge_injection",
-    "deploy", "scoring",
+    "deploy", "scoring", "monitor",
 ]  # fmt: skip
 LAYERS = ["raw", "bronze", "models", "silver", "gold", "reporting"]
 BUILD_TIMEOUT_S = 300
