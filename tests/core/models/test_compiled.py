@@ -251,10 +251,12 @@ def test_cuda_compiled_engine_matches_eager(mode):
     )  # bf16: fused kernels round differently; the heatmap (eager in both) is the same
 
 
-@pytest.mark.parametrize("family", ["vit", "deit", "siglip_vision"])
+@pytest.mark.parametrize(
+    "family", ["dinov2_with_registers", "vit", "deit", "clip_vision", "siglip_vision"]
+)
 def test_other_families_compiled_forwards_equal_eager(family, tmp_path):
-    """The compiled path beyond DINOv2: one, two and no prefix tokens (CLS, DeiT's distillation
-    token, SigLIP's none); the forwards and the XAI rows are eager's."""
+    """The compiled path beyond DINOv2: CLS with registers, CLS alone (ViT, CLIP), DeiT's
+    distillation token, SigLIP's none; the forwards and the XAI rows are eager's."""
     from tests.core.models.test_families import save_tiny
     from xai_kedro.core.models.backbone import load_backbone
 

@@ -24,6 +24,7 @@ from xai_kedro.core.xai.attention import (
     rollout_matrix,
 )
 from xai_kedro.core.xai.engine import compute_xai
+from xai_kedro.core.xai.explainers import EXPLAINERS, get_explainer
 from xai_kedro.core.xai.gradient import gradient_attention_explainer
 from xai_kedro.core.xai.references import eager_copy, eager_last_layer_attention
 from xai_kedro.core.xai.settings import XAIConfig
@@ -140,6 +141,19 @@ def test_forward_matches_the_backbone_own_forward(classifier):
 def test_gradient_explainer_runs(classifier):
     tokens = classifier.embed(pixels())
     logits, heat = gradient_attention_explainer(classifier, tokens)
+    assert logits.shape == (3, NUM_CLASSES)
+    assert heat.shape == (3, classifier.num_patches) and torch.isfinite(heat).all()
+
+
+# Small settings: the explainers' shapes and finiteness on every family, not their quality.
+QUICK_SETTINGS = {"rise": {"masks": 8}, "learned_mask": {"queries": 8, "steps": 3}}
+
+
+@pytest.mark.parametrize("explainer", EXPLAINERS.names())
+def test_every_registered_explainer_runs_on_every_family(classifier, explainer):
+    explain = get_explainer(explainer, **QUICK_SETTINGS.get(explainer, {}))
+    with torch.inference_mode():  # as the engine calls every explainer
+        logits, heat = explain(classifier, classifier.embed(pixels()))
     assert logits.shape == (3, NUM_CLASSES)
     assert heat.shape == (3, classifier.num_patches) and torch.isfinite(heat).all()
 
