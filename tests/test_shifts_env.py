@@ -41,3 +41,9 @@ def test_envs_without_a_synthetic_source_run_no_shift_that_needs_its_world() -> 
         needing = {s.shift for s in _specs(env)} & set(NEEDS_WORLD)
         assert not needing, f"{env} runs {needing} without a synthetic world"
         assert params["ood"]["world"] is None, env
+
+
+def test_paper_composites_pets_on_novel_textures_by_their_trimaps() -> None:
+    background = {s.shift for s in _specs("paper") if s.family == "background"}
+    assert background == {"novel_texture"}
+    assert load_conf("paper", "parameters")["ingestion"]["source"]["kind"] == "oxford_pet"

@@ -116,8 +116,11 @@ def test_paper_env_runs_end_to_end_on_stand_ins(spark, tmp_path, monkeypatch):
     assert silver[["attn_entropy", "gini", "deletion_auc", "insertion_auc"]].notna().all().all()
     assert silver["object_attention_share"].between(0, 1).all()  # trimaps became masks
     ood = spark.read.parquet(str(data / "03_silver/silver_ood.parquet")).toPandas()
-    # the reference grid's nine corruptions, then paper's ImageNet-C subset (4 x 2 severities;
-    # no background shift: Oxford-IIIT Pet has no synthetic world)
+    # the reference grid's nine corruptions, the pets on a novel texture by their trimaps (2
+    # severities; no counter-biased background: Oxford-IIIT Pet has no synthetic world), and
+    # paper's ImageNet-C subset (4 x 2 severities)
     per_family = ood.groupby("shift_family").size().to_dict()
-    assert per_family == {"reference": 9 * len(silver), "imagenet_c": 8 * len(silver)}
+    assert per_family == {
+        "reference": 9 * len(silver), "background": 2 * len(silver), "imagenet_c": 8 * len(silver)
+    }  # fmt: skip
     assert (data / "08_reporting/summary_report.md").read_text().strip()
