@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 from PIL import Image
-from transformers import ViTConfig, ViTModel
 
+from tests.core.models.test_families import save_tiny
 from tests.pipelines.conftest import TINY_DATA_ROOT, TINY_ENV, make_tiny_project, run_kedro
 
 pytestmark = pytest.mark.slow
@@ -52,16 +51,7 @@ def _write_image_folder(root: Path) -> None:
 
 def _write_checkpoint(directory: Path) -> None:
     """A random ViTModel (hidden 32, 2 layers, 2 heads, 32 px, patch 8) as a user would save it."""
-    torch.manual_seed(0)
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-    )
-    ViTModel(config).save_pretrained(str(directory))
+    save_tiny("vit", directory)
 
 
 def _byo_env(project: Path, checkpoint: Path, images: Path) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from transformers import ViTConfig, ViTModel
 
+from tests.core.models.test_families import save_tiny
 from xai_kedro.pipelines.ingestion import nodes
 
 SOURCE = {"kind": "image_folder", "root": "does-not-matter"}
@@ -50,15 +49,6 @@ def test_unsupported_model_type_lists_the_families(no_listing, tmp_path):
 
 
 def test_input_size_the_checkpoint_cannot_take(no_listing, tmp_path):
-    torch.manual_seed(0)
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-    )
-    ViTModel(config).save_pretrained(str(tmp_path))
+    save_tiny("vit", tmp_path)  # patch 8
     message = fails_in_one_line({"source": str(tmp_path), "input_size": 36})
     assert message.startswith("backbone.input_size: 36 is not a multiple")

@@ -14,7 +14,7 @@ cheap meta-learner for the headline. `family_estimation` repeats the adapter-lev
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -190,10 +190,14 @@ def family_hypothesis(
             corr = _hypothesis_rows(rows, p, seed)
             if corr is not None:
                 parts.append(corr.assign(shift_family=family, **{"class": scope}))
+    return _stacked(parts, HYPOTHESIS_COLUMNS)
+
+
+def _stacked(parts: list[pd.DataFrame], columns: Sequence[str]) -> pd.DataFrame:
+    """The families' rows in one table with the declared columns (empty when none has rows)."""
     if not parts:
-        return pd.DataFrame(columns=list(HYPOTHESIS_COLUMNS))
-    out = pd.concat(parts, ignore_index=True)
-    return out.reindex(columns=list(HYPOTHESIS_COLUMNS))
+        return pd.DataFrame(columns=list(columns))
+    return pd.concat(parts, ignore_index=True).reindex(columns=list(columns))
 
 
 def grouped_oof_scores(
@@ -375,10 +379,7 @@ def family_estimation(
             reuse = reference_estimate if family == REFERENCE_FAMILY else None
             table = _one_family_estimation(silver_xai, ood, source, est, seed, reuse)
             parts.append(table.assign(shift_family=family))
-    if not parts:
-        return pd.DataFrame(columns=list(ESTIMATION_FAMILY_COLUMNS))
-    out = pd.concat(parts, ignore_index=True)
-    return out.reindex(columns=list(ESTIMATION_FAMILY_COLUMNS))
+    return _stacked(parts, ESTIMATION_FAMILY_COLUMNS)
 
 
 def family_tables(

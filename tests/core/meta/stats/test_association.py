@@ -20,14 +20,6 @@ from xai_kedro.core.meta.stats.association import (
 )
 
 
-@pytest.fixture
-def known() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    y = rng.random(200) < 0.6
-    x = rng.normal(0, 1, 200) + 0.8 * y + rng.normal(0, 0.3, 200) * y  # unequal spreads
-    return x, y
-
-
 def test_correlations_equal_scipy(known: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = known
     out = feature_outcome_stats(x, y)

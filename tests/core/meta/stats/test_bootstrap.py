@@ -15,14 +15,6 @@ from xai_kedro.core.meta.stats.bootstrap import (
 )
 
 
-@pytest.fixture
-def known() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(3)
-    y = rng.random(200) < 0.6
-    x = rng.normal(0, 1, 200) + 0.8 * y + rng.normal(0, 0.3, 200) * y  # unequal spreads
-    return x, y
-
-
 def test_bootstrap_mean_ci_matches_normal_theory() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(10, 2, 400)
