@@ -21,38 +21,24 @@ import argparse
 import json
 import os
 import platform
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 
 from benchmarks._common import ROOT, commit, print_table
-from xai_kedro.core.data.bronze import masks_from_rows, pixels_from_rows
 from xai_kedro.core.meta.adapters.estimators import ESTIMATORS
-from xai_kedro.core.monitor.estimates import measured_errors, source_sets
+from xai_kedro.core.monitor.estimates import measured_errors
 from xai_kedro.core.monitor.evaluation import (
     CLEAN,
-    CLEAN_CONDITION,
-    Condition,
-    ConditionPool,
-    EvalSettings,
     auroc_summary,
     drift_summary,
     estimator_summary,
-    evaluate_batches,
-    plan_batches,
 )
-from xai_kedro.core.robustness.presets import apply_spec, build_specs, spec_seeds
-from xai_kedro.core.robustness.shifts import (
-    ShiftSpec,
-    build_shift_specs,
-    load_world,
-    shift_images,
-)
+from xai_kedro.core.monitor.gold import evaluation_data, run_evaluation
+from xai_kedro.core.monitor.settings import MonitorEvaluationSettings
 
 LARGE = 1000  # a batch size run only when the test split holds that many images
 BUNDLE = Path("06_models/deployed")
@@ -71,24 +57,6 @@ def ood_params(conf: Path) -> dict:
     return yaml.safe_load((conf / "parameters_ood.yml").read_text())["ood"]
 
 
-def test_split(root: Path, max_images: int) -> pd.DataFrame:
-    """Bronze's held-out test rows (never train/val), sorted by image id; at most max_images."""
-    rows = pd.read_parquet(root / TABLES["bronze_images"], filters=[("split", "==", "test")])
-    rows = rows.sort_values("image_id", ignore_index=True)
-    return rows.head(max_images) if max_images > 0 else rows
-
-
-def reference_embeddings(root: Path, size: int, seed: int) -> np.ndarray:
-    """A seeded sample of the Bronze embeddings of non-test images (the drift reference)."""
-    emb = pd.read_parquet(root / TABLES["bronze_embeddings"], columns=["image_id", "embedding"])
-    splits = pd.read_parquet(root / TABLES["bronze_images"], columns=["image_id", "split"])
-    emb = emb.merge(splits, on="image_id")
-    emb = emb[emb["split"] != "test"].sort_values("image_id", ignore_index=True)
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(emb), min(size, len(emb)), replace=False))
-    return np.stack([np.asarray(v, np.float64) for v in emb["embedding"].iloc[keep]])
-
-
 def load_deployed(root: Path, device: str):
     """The deployed model from its bundle (core/deploy's reader; no MLflow needed)."""
     from xai_kedro.core.deploy.scoring import DeployedModel
@@ -100,64 +68,25 @@ def load_deployed(root: Path, device: str):
     return DeployedModel.load(directory, device)
 
 
-# ------------------------------------------------------------------ the conditions
-def conditions(ood: dict, only: Sequence[str]) -> list[tuple[Condition, object]]:
-    """(condition, its spec) for clean, the reference grid and every `ood.shifts` cell, keeping
-    the families named in ``only`` (all when empty)."""
-    out: list[tuple[Condition, object]] = [(CLEAN_CONDITION, None)]
-    for spec in build_specs(ood.get("preset", "reference"), ood.get("corruptions") or []):
-        out.append((Condition("reference", spec.corruption, spec.severity), spec))
-    for spec in build_shift_specs(ood.get("shifts") or []):
-        out.append((Condition(spec.family, spec.shift, spec.severity), spec))
-    return [(c, s) for c, s in out if not only or c.family in (CLEAN, *only)]
-
-
-def shifted_pixels(cond: Condition, spec, rows: pd.DataFrame, base_seed: int, world) -> np.ndarray:
-    """The test images under one condition, at their stored size, as uint8 [N, H, W, 3]."""
-    images = pixels_from_rows(rows)
-    ids = rows["image_id"].tolist()
-    if cond.family == CLEAN:
-        return images
-    if cond.family == "reference":  # the corruption tensor op, on the stored image
-        x = torch.from_numpy(images.astype(np.float32)).permute(0, 3, 1, 2)
-        out = apply_spec(spec, x, spec_seeds(ids, spec, base_seed))
-        return out.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    labels = rows["label"].to_numpy(dtype=np.int64)
-    return shift_images(
-        spec, images, labels, masks_from_rows(rows), ids, base_seed=base_seed, world=world
-    )
-
-
-def profile_pools(deployed, rows: pd.DataFrame, conds, ood: dict, world, chunk: int = 64) -> dict:
-    """Every condition's pool: the deployed model's profile and the Bronze-space embeddings of
-    each test image under it (profiled once, in chunks of ``chunk`` images)."""
-    from xai_kedro.core.monitor.profile import embed_pixels, frozen_backbone, profile_pixels
-
-    backbone = frozen_backbone(deployed)
-    pools = {}
-    for cond, spec in conds:
-        pixels = shifted_pixels(cond, spec, rows, int(ood.get("base_seed", 0)), world)
-        parts = [pixels[i : i + chunk] for i in range(0, len(pixels), chunk)]
-        profile = pd.concat([profile_pixels(deployed, p) for p in parts], ignore_index=True)
-        emb = np.vstack([embed_pixels(deployed, backbone, p) for p in parts]).astype(np.float64)
-        pools[cond] = ConditionPool(profile, emb)
-        print(f"  profiled {cond.key}: accuracy {np.mean(profile['pred'] == rows['label']):.3f}")
-    return pools
-
-
 # ------------------------------------------------------------------ the figures
 def _per_size(frame: pd.DataFrame, fmt) -> str:
     return "; ".join(f"n={r.size}: {fmt(r)}" for r in frame.sort_values("size").itertuples())
 
 
+def _error_text(r) -> str:
+    text = f"MAE {r.mae_points:.1f}, worst {r.max_abs_error_points:.1f}"
+    if r.raw_max_abs_error_points > r.max_abs_error_points + 1e-9:  # clipped somewhere
+        text += f" (raw MAE {r.raw_mae_points:.1f}, worst {r.raw_max_abs_error_points:.1f})"
+    return text
+
+
 def estimator_rows(summary: pd.DataFrame, measured: pd.DataFrame) -> list[tuple[str, str]]:
-    """One line per (method, group): MAE / worst |estimated - true| in points per batch size,
-    with the method's error measured on the run's shifts (`accuracy_estimation_summary`)."""
+    """One line per (method, group): MAE / worst |estimated - true| in points per batch size
+    (of the raw estimate too where clipping to [0, 1] changed it), with the method's error
+    measured on the run's shifts (`accuracy_estimation_summary`)."""
     rows = []
     for (method, group), part in summary.groupby(["method", "group"], sort=True):
-        text = _per_size(
-            part, lambda r: f"MAE {r.mae_points:.1f}, worst {r.max_abs_error_points:.1f}"
-        )
+        text = _per_size(part, _error_text)
         if method in measured.index:
             text += f" (Gold MAE {measured.loc[method, 'measured_mae_points']:.1f})"
         rows.append((f"error pts: {method} on {group}", text))
@@ -221,44 +150,59 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    root, start = args.data_root.resolve(), time.perf_counter()
+    root = args.data_root.resolve()
     ood, deployed = ood_params(args.conf), load_deployed(root, args.device)
-    rows = test_split(root, args.max_images)
-    conds = conditions(ood, args.families)
-    world = load_world(root / TABLES["world"], [s for _, s in conds if isinstance(s, ShiftSpec)])
-    pools = profile_pools(deployed, rows, conds, ood, world)
-    profiled = time.perf_counter() - start
-    silver = pd.read_parquet(root / TABLES["silver_source"])
-    source, calibration = source_sets(silver, deployed.bundle.adapter_id)
-    reference = reference_embeddings(root, args.reference_size, args.seed)
-    sizes = [s for s in args.sizes if s < LARGE or s <= len(rows)]
-    skipped = sorted(set(args.sizes) - set(sizes))
-    plans = plan_batches([c for c, _ in conds], len(rows), sizes, args.batches, args.seed)
-    settings = EvalSettings(ESTIMATORS.names(), args.permutations, args.alpha, args.seed)
-    labels = rows["label"].to_numpy(dtype=np.int64)
-    batches, methods = evaluate_batches(
-        plans, pools, labels, source, calibration, reference, settings
+    settings = MonitorEvaluationSettings(
+        enabled=True, sizes=tuple(args.sizes), large=LARGE, batches=args.batches,
+        families=tuple(args.families), max_images=args.max_images,
+        n_permutations=args.permutations, alpha=args.alpha, reference_size=args.reference_size,
+        seed=args.seed,
+    )  # fmt: skip
+    bronze = pd.read_parquet(root / TABLES["bronze_images"])
+    embeddings = pd.read_parquet(
+        root / TABLES["bronze_embeddings"], columns=["image_id", "embedding"]
     )
+    silver = pd.read_parquet(root / TABLES["silver_source"])
+    world = {**ood, "world": str(root / TABLES["world"])}  # the flag's data root, not conf's
+    data = evaluation_data(bronze, embeddings, silver, world, settings)
+    result = run_evaluation(deployed, data, world, settings, ESTIMATORS.names())
+    batches, methods, plans = result.batches, result.methods, result.plans
     if args.out:
         batches.to_csv(args.out, index=False)
         methods.to_csv(args.out.with_name(args.out.stem + "_methods.csv"), index=False)
     measured = measured_errors(pd.read_parquet(root / TABLES["summary"]))
     replaced = sorted({p.size for p in plans if p.with_replacement})
+    sizes = sorted({p.size for p in plans})
+    seconds = result.seconds
     print_table(
         "monitor_eval (the monitor against its anchors, held-out test batches)",
         [
             ("machine", f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"),
             ("commit", commit()),
-            ("data", f"{root}: {len(rows)} test images, adapter {deployed.bundle.adapter_id}"),
+            (
+                "data",
+                f"{root}: {len(data.test_rows)} test images, adapter {deployed.bundle.adapter_id}",
+            ),  # fmt: skip
             ("batches", f"{len(plans)} ({args.batches} per cell; sizes {sizes})"),
-            ("sizes skipped (test split too small)", str(skipped) if skipped else "none"),
+            (
+                "sizes skipped (test split too small)",
+                str(result.sizes_skipped) if result.sizes_skipped else "none",
+            ),  # fmt: skip
             ("drawn with replacement", f"sizes {replaced}" if replaced else "none"),
             (
                 "MMD",
                 f"{args.permutations} permutations, alpha {args.alpha}, "
-                f"{len(reference)} non-test Bronze embeddings",
+                f"{len(data.reference)} non-test Bronze embeddings",
             ),  # fmt: skip
-            ("wall time (s)", f"profiling {profiled:.0f}, total {time.perf_counter() - start:.0f}"),
+            (
+                "per-batch regressor",
+                f"{result.regressor.status}; {result.regressor.n_batches} source-side batches "
+                f"of {len(data.val_rows)} val images",
+            ),  # fmt: skip
+            (
+                "wall time (s)",
+                f"profiling {seconds['profiling']:.0f}, total {seconds['total']:.0f}",
+            ),  # fmt: skip
             *figure_rows(batches, methods, measured),
         ],
     )

@@ -59,10 +59,10 @@ def test_base_zoo_has_a_probe_and_several_ranks():
 
 @pytest.mark.parametrize("env", ["base", "paper"])
 def test_catalog_declares_every_gold_table_in_the_gold_layer(env):
-    from xai_kedro.core.meta.tables import GOLD_TABLES
+    from xai_kedro.core.meta.tables import GOLD_TABLES, MONITOR_TABLES
 
     catalog = load(env, "catalog")
-    for name in GOLD_TABLES:
+    for name in (*GOLD_TABLES, *MONITOR_TABLES):
         assert name in catalog, f"{name} is not in the {env} catalog"
         assert catalog[name]["metadata"]["kedro-viz"]["layer"] == "gold", name
 

@@ -18,6 +18,7 @@ from xai_kedro.core.monitor.evaluation import (
     CLEAN_CONDITION,
     Condition,
     ConditionPool,
+    EvalInputs,
     EvalSettings,
     evaluate_batches,
     plan_batches,
@@ -61,9 +62,8 @@ def test_aggregation_prints_every_figure(capsys):
     reference = rng.normal(size=(20, D))
     plans = plan_batches([CLEAN_CONDITION, shift], N, [6, 20], 2, seed=0)
     settings = EvalSettings(("ac", "nuclear_norm"), n_permutations=20)
-    batches, methods = evaluate_batches(
-        plans, pools, labels, source, calibration, reference, settings
-    )
+    inputs = EvalInputs(pools, labels, source, calibration, reference, settings)
+    batches, methods = evaluate_batches(plans, inputs)
     assert len(batches) == 2 * 2 * 3  # sizes x batches x (clean, shifted, mixture)
     assert set(methods["method"]) == {"ac", "nuclear_norm", "cbpe", "failure_predictor"}
     assert batches.loc[batches["size"] == 20, "with_replacement"].all()
@@ -116,7 +116,9 @@ def _fake_run(tmp: Path) -> tuple[Path, Path]:
         {"method": ["ac"], "shift": ["all"], "mae_points": [4.0], "max_abs_error_points": [9.0]}
     )
     summary.to_parquet(root / "04_gold/accuracy_estimation_summary.parquet")
-    ood = {"ood": {"preset": "reference", "base_seed": 0,
+    contrast = {"corruption": "contrast", "severity": "s1", "fn": "imagenet_c_contrast",
+                "param": "c", "value": 0.3}  # fmt: skip
+    ood = {"ood": {"preset": "reference", "base_seed": 0, "source_shifts": [contrast],
                    "shifts": [{"shift": "jpeg_compression", "severities": [2]}]}}  # fmt: skip
     (conf / "parameters_ood.yml").write_text(yaml.safe_dump(ood))
     return root, conf
@@ -142,6 +144,9 @@ def test_benchmark_runs_end_to_end_on_a_tiny_run(tmp_path: Path, capsys):
     assert "MMD detection: imagenet_c/jpeg_compression/2" in table
     assert "MMD detection: reference/contrast/heavy" in table
     assert "error pts: ac on imagenet_c" in table and "(Gold MAE 4.0)" in table
+    # the per-batch regressor, fitted on the 8 val images under the conf's one source shift
+    assert values["per-batch regressor"].startswith("ok; 40 source-side batches of 8 val")
+    assert "error pts: batch_regressor on clean" in table
     batches = pd.read_csv(out)
     assert len(batches) == 2 * 2 * (1 + 2 * 10)  # sizes x batches x (clean + 10 x 2 kinds)
     assert batches["n_drift_rows"].max() <= 16  # distinct images only

@@ -18,6 +18,7 @@ from xai_kedro.core.monitor.estimates import (
     ESTIMATE_COLUMNS,
     FAILURE_PREDICTOR,
     batch_estimates,
+    clip_estimates,
     measured_errors,
     source_sets,
 )
@@ -120,3 +121,25 @@ def test_cbpe_on_the_source_itself_is_its_accuracy() -> None:
 
 def test_measured_errors_without_summary() -> None:
     assert measured_errors(None).empty
+
+
+def test_estimates_are_clipped_to_0_1_and_the_raw_value_is_kept() -> None:
+    rows = pd.DataFrame({"method": ["mano", "ac", "x"], "estimated_accuracy": [1.3, 0.7, -0.2]})
+    out = clip_estimates(rows)
+    assert out["estimated_accuracy"].tolist() == [1.0, 0.7, 0.0]
+    assert out["raw_estimate"].tolist() == [1.3, 0.7, -0.2]
+    rng = np.random.default_rng(4)
+    source, calibration = source_sets(_silver_source(rng), "a")
+    target = PredictionSet.from_rows(_rows(rng, 30, 1.0).drop(columns="label"), labelled=False)
+    extra = {"method": "own", "label": "own", "reference": "-", "status": "ok",
+             "estimated_accuracy": 1.25, "measured_mae_points": 3.0}  # fmt: skip
+    summary = pd.DataFrame(
+        {"method": ["own"], "shift": ["all"], "mae_points": [99.0], "max_abs_error_points": [99.0]}
+    )
+    out = batch_estimates(source, calibration, target, ["ac"], summary, extra=[extra])
+    by = out.set_index("method")
+    assert by.loc["own", "estimated_accuracy"] == 1.0 and by.loc["own", "raw_estimate"] == 1.25
+    assert by.loc["own", "measured_mae_points"] == 3.0  # its own, not the summary's
+    assert by.loc["own", "measured_max_error_points"] == 99.0  # filled where it has none
+    assert out["estimated_accuracy"].dropna().between(0, 1).all()
+    assert by.loc["ac", "raw_estimate"] == by.loc["ac", "estimated_accuracy"]

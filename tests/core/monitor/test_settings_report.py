@@ -45,3 +45,32 @@ def test_one_batch_and_its_report() -> None:
     assert "| Nuclear norm |" in text
     fig = batch_figure(profile, estimates)
     assert len(fig.axes) == 2
+
+
+def test_evaluation_settings_default_off_and_checked_from_either_run() -> None:
+    from xai_kedro.core.monitor.settings import MonitorEvaluationSettings
+
+    off = MonitorEvaluationSettings.from_params(None)
+    assert not off.enabled and off.sizes == (50, 200, 1000) and off.families == ()
+    on = MonitorEvaluationSettings.from_params({"enabled": True, "sizes": [8], "families": ["x"]})
+    assert on.sizes == (8,) and on.families == ("x",)
+    with pytest.raises(ValueError, match="sizes"):
+        MonitorEvaluationSettings.from_params({"sizes": [1]})
+    with pytest.raises(ValueError, match=r"monitor\.evaluation\.typo"):
+        MonitorSettings.from_params({**BLOCK, "evaluation": {"typo": 1}})
+    assert MonitorSettings.from_params({**BLOCK, "evaluation": {"enabled": True}}).evaluation
+
+
+def test_report_shows_the_raw_value_of_a_clipped_estimate() -> None:
+    import pandas as pd
+
+    from xai_kedro.core.monitor.report import estimates_markdown
+
+    estimates = pd.DataFrame(
+        {"label": ["MaNo", "AC"], "estimated_accuracy": [1.0, 0.8], "raw_estimate": [1.2, 0.8],
+         "measured_mae_points": [2.7, np.nan], "measured_max_error_points": [9.0, np.nan],
+         "status": ["ok", "ok"]}
+    )  # fmt: skip
+    lines = estimates_markdown(estimates)
+    assert "| MaNo | 100.0% (raw 120.0%) | 2.7 | 9.0 | ok |" in lines
+    assert "| AC | 80.0% | - | - | ok |" in lines

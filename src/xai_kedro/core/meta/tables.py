@@ -43,6 +43,15 @@ GOLD_TABLES: tuple[str, ...] = (
 FROM_OOD_PIPELINE: tuple[str, ...] = ("degradation",)
 # Gold tables with a node of their own (they read Silver tables `build_gold_tables` does not).
 OWN_NODE: tuple[str, ...] = (*FROM_OOD_PIPELINE, EXPLAINER_FEATURES, *FAMILY_TABLES)
+# The monitor's evaluation (core.monitor.gold): written by the deploy pipeline's node after the
+# model is packaged, off unless `monitor.evaluation.enabled` (conf/zoo); not in GOLD_TABLES, so
+# the report and build_gold_tables do not wait for it.
+MONITOR_TABLES: tuple[str, ...] = (
+    "monitor_evaluation",
+    "monitor_estimator_error",
+    "monitor_drift_detection",
+    "monitor_risk_auroc",
+)
 # Inputs the report reads beside the Gold tables (the quarantine is counted by reason; the
 # explainer leaderboard is written by the xai_silver pipeline).
 REPORT_EXTRA_INPUTS: tuple[str, ...] = ("bronze_quarantine", "explainer_faithfulness")

@@ -8,7 +8,12 @@ line on the clean source plus every source-side shift. The batch's shift is unkn
 corruption is left out of that line (the Gold table leaves the target's out). Agreement on the
 line needs the whole zoo on the batch and is reported as skipped for a single deployed adapter.
 The measured error of a method is the run's `accuracy_estimation_summary` on the pooled shift
-(`all`): mean and worst absolute error in accuracy points over adapters.
+(`all`): mean and worst absolute error in accuracy points over adapters (the per-batch regressor
+carries its own, measured on the evaluation's test batches).
+
+Every estimate is reported clipped to [0, 1] (`estimated_accuracy`): an accuracy outside it is
+impossible, and MaNo or a calibrated line can give one. The method's own value stays beside it
+(`raw_estimate`), so its error stays visible.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ ESTIMATE_COLUMNS = (
     "label",
     "reference",
     "estimated_accuracy",
+    "raw_estimate",
     "measured_mae_points",
     "measured_max_error_points",
     "status",
@@ -107,6 +113,21 @@ def _estimator_rows(
     return rows
 
 
+def clip_estimates(rows: pd.DataFrame) -> pd.DataFrame:
+    """``estimated_accuracy`` clipped to [0, 1], the method's own value kept as ``raw_estimate``."""
+    raw = rows["estimated_accuracy"].astype(float)
+    return rows.assign(raw_estimate=raw, estimated_accuracy=raw.clip(0.0, 1.0))
+
+
+def _with_measured(out: pd.DataFrame, summary: pd.DataFrame | None) -> pd.DataFrame:
+    """The summary's measured errors, where a row does not carry its own."""
+    measured = measured_errors(summary)
+    for column in measured.columns:
+        mapped = out["method"].map(measured[column]).astype(float)
+        out[column] = out[column].fillna(mapped) if column in out else mapped
+    return out
+
+
 def batch_estimates(
     source: PredictionSet,
     calibration: Sequence[PredictionSet],
@@ -114,12 +135,15 @@ def batch_estimates(
     estimators: Sequence[str],
     summary: pd.DataFrame | None = None,
     failure_risk: np.ndarray | None = None,
+    extra: Sequence[dict] = (),
 ) -> pd.DataFrame:
-    """One row per method: the batch's estimated accuracy and the method's measured error.
+    """One row per method: the batch's estimated accuracy (clipped to [0, 1], the raw value
+    beside it) and the method's measured error.
 
     ``target``: the deployed adapter's predictions on the batch (no labels). ``failure_risk``
     adds the deployed failure predictor's 1 - mean risk (its accuracy error is not in the
-    summary, which measures accuracy estimators only).
+    summary, which measures accuracy estimators only). ``extra``: rows computed elsewhere (the
+    per-batch regressor's), appended as they are.
     """
     rows = _estimator_rows(source, calibration, target, estimators)
     cbpe = IsotonicCalibration(source.confidence, source.correct).estimate(target.confidence)
@@ -129,7 +153,6 @@ def batch_estimates(
         rows.append(
             _row(FAILURE_PREDICTOR, "1 - mean failure risk", "deployed predictor", value, "ok")
         )
-    out = pd.DataFrame(rows)
-    out = out.join(measured_errors(summary), on="method")
+    out = _with_measured(clip_estimates(pd.DataFrame([*rows, *extra])), summary)
     out["n_images"] = len(target.confidence)
     return out.reindex(columns=list(ESTIMATE_COLUMNS)).reset_index(drop=True)

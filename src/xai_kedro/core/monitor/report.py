@@ -17,6 +17,15 @@ def _fmt(value: Any, points: bool = False) -> str:
     return f"{value:.1f}" if points else f"{100.0 * value:.1f}%"
 
 
+def _estimate(r: Any) -> str:
+    """The clipped estimate, and the method's own value where clipping to [0, 1] changed it."""
+    text = _fmt(r.estimated_accuracy)
+    raw = getattr(r, "raw_estimate", r.estimated_accuracy)
+    if np.isfinite(raw) and raw != r.estimated_accuracy:
+        text += f" (raw {_fmt(raw)})"
+    return text
+
+
 def estimates_markdown(estimates: pd.DataFrame) -> list[str]:
     """The estimates table: one line per method, its estimate and measured error."""
     lines = [
@@ -25,7 +34,7 @@ def estimates_markdown(estimates: pd.DataFrame) -> list[str]:
     ]
     for r in estimates.itertuples(index=False):
         lines.append(
-            f"| {r.label} | {_fmt(r.estimated_accuracy)} | {_fmt(r.measured_mae_points, True)} "
+            f"| {r.label} | {_estimate(r)} | {_fmt(r.measured_mae_points, True)} "
             f"| {_fmt(r.measured_max_error_points, True)} | {r.status} |"
         )
     return lines
@@ -58,7 +67,9 @@ def batch_report(
         "## Estimated accuracy on the batch",
         "",
         "Each estimate sits beside the method's error as measured on the project's own shifts "
-        "(`accuracy_estimation_summary`, all corruptions pooled).",
+        "(`accuracy_estimation_summary`, all corruptions pooled; the per-batch regressor's on "
+        "the evaluation's test batches). Estimates are clipped to [0, 100]%; the raw value is "
+        "shown where it was outside.",
         "",
         *estimates_markdown(estimates),
         "",

@@ -2,6 +2,9 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from xai_kedro.core.meta.tables import MONITOR_TABLES
+
+from .monitor_evaluation import evaluate_monitor
 from .nodes import deploy_model
 
 
@@ -26,7 +29,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="deployed_model",
                 name="deploy_model",
-            )
+            ),
+            node(
+                evaluate_monitor,
+                inputs=[
+                    "deployed_model",
+                    "bronze_images",
+                    "bronze_embeddings",
+                    "silver_source",
+                    "params:monitor",
+                    "params:ood",
+                ],
+                outputs=[*MONITOR_TABLES, "monitor_batch_regressor"],
+                name="evaluate_monitor",
+            ),
         ],
         namespace="deploy",
         prefix_datasets_with_namespace=False,

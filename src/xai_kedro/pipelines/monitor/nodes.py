@@ -17,10 +17,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from xai_kedro.core.common.columns import Column
+from xai_kedro.core.models.inference import PREDICTION_COLUMNS as PREDICTION_COLUMN_DECLS
 from xai_kedro.core.monitor.batch import monitor_batch
+from xai_kedro.core.monitor.batch_regressor import BatchRegressor
 from xai_kedro.core.monitor.estimates import PREDICTION_COLUMNS, source_sets
 from xai_kedro.core.monitor.report import batch_figure, batch_report
 from xai_kedro.core.monitor.settings import MonitorSettings
+from xai_kedro.core.xai.columns import METRIC_COLUMNS
 from xai_kedro.spark.deployed import (
     FOLDER_KEY_COLUMNS,
     batch_pixels,
@@ -40,6 +43,9 @@ IMAGE_COLUMNS = (
     Column("confidence", "double", "max-softmax of the prediction", role="confidence"),
     Column("margin", "double", "top1 - top2 softmax", role="confidence"),
     Column("pred_entropy", "double", "softmax entropy (nats)", role="confidence"),
+    # the rest of the label-free profile: the per-batch regressor's input
+    *(c for c in PREDICTION_COLUMN_DECLS if c.name == "energy"),
+    *(c for c in METRIC_COLUMNS if c.role == "xai"),
     Column("failure_risk", "double", "predicted probability the prediction fails under shift"),
     Column("logits", "float_array", "classifier logits, one per class", role="payload"),
     Column("embedding", "float_array", "frozen-backbone CLS embedding", role="payload"),
@@ -111,6 +117,7 @@ def monitor_report(
     silver_source: DataFrame,
     bronze_embeddings: DataFrame,
     accuracy_estimation_summary: pd.DataFrame,
+    monitor_batch_regressor: dict[str, Any],
     monitor: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any], str, Figure]:
     """Estimates with measured errors, the drift test, the markdown report and its figure (all
@@ -126,7 +133,7 @@ def monitor_report(
     embeddings = np.stack([np.asarray(v, np.float64) for v in monitor_images["embedding"]])
     estimates, drift = monitor_batch(
         monitor_images, embeddings, source, calibration, reference, settings,
-        accuracy_estimation_summary,
+        accuracy_estimation_summary, BatchRegressor.from_dict(monitor_batch_regressor),
     )  # fmt: skip
     info = {
         "source": settings.source["root"],
