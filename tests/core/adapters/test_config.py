@@ -92,4 +92,31 @@ def test_config_hash_stable_and_sensitive():
     assert config_hash(p1, "d") == config_hash(p2, "d")
 
 
+def test_augmentations_added_later_keep_the_old_cache_keys():
+    """blur_sigma / noise_std / cutout at their default (off) leave the hash what it was before
+    they existed (values from that code), so no cached adapter is retrained; on, they count."""
+    old = {
+        "a": "fc02005d4bae3de39a808fc25d7b6878f3406fc4337360e95eb1826768006714",
+        "b": "1185f70610967d87aaa9e941c538e3758a276e19c1e76c405d4a02920c1a1c81",
+    }
+    aug = {"hflip_p": 0.5, "rotation_deg": 15}
+    a = AdapterConfig.from_params({"adapter_id": "a", "rank": 8, "augmentation": aug})
+    b = AdapterConfig.from_params({"adapter_id": "b", "rank": 0})
+    assert config_hash(a, "fp") == old["a"] and config_hash(b, "fp") == old["b"]
+    explicit = {**aug, "blur_sigma": 0, "noise_std": 0.0, "cutout": 0}
+    a_explicit = AdapterConfig.from_params({"adapter_id": "a", "rank": 8, "augmentation": explicit})
+    assert config_hash(a_explicit, "fp") == old["a"]
+    hashes = {
+        config_hash(
+            AdapterConfig.from_params(
+                {"adapter_id": "a", "rank": 8, "augmentation": {**aug, name: value}}
+            ),
+            "fp",
+        )
+        for name, value in (("blur_sigma", 2.0), ("noise_std", 40.0), ("cutout", 0.25))
+    }
+    assert len(hashes) == 3 and old["a"] not in hashes
+    assert AdapterConfig.from_params(a_explicit.to_dict()) == a_explicit  # round trip
+
+
 # ------------------------------------------------------------------------------------- zoo

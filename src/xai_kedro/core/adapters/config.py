@@ -157,6 +157,9 @@ def _training_fields(cfg: AdapterConfig) -> dict[str, Any]:
         fields.update(alpha=0.0, use_dora=False, use_rslora=False, target_roles=[], dropout=0.0)
     if cfg.optimizer != "sgd":
         fields["momentum"] = 0.0
+    # Augmentation fields added after hash schema 1 count only where they are on: every
+    # adapter trained before they existed keeps its cache key (and is not retrained).
+    fields["augmentation"] = cfg.augmentation.cache_key_dict()
     return fields
 
 

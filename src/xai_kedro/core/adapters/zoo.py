@@ -64,7 +64,7 @@ def default_adapter_id(cfg: AdapterConfig, extra_fields: Iterable[str] = ()) -> 
             parts.append("t" + "-".join(_ROLE_ABBREVIATIONS[r] for r in value))
         elif name == "augmentation":
             digest = hashlib.sha256(
-                json.dumps(value.to_dict(), sort_keys=True).encode()
+                json.dumps(value.cache_key_dict(), sort_keys=True).encode()
             ).hexdigest()
             parts.append("aug" + digest[:6])
         else:

@@ -21,6 +21,17 @@ import torch.nn.functional as F
 from xai_kedro.core.common.settings import Settings
 
 ROTATION_FILLS = ("mean", "border")
+MAX_BLUR_SIGMA = 16.0
+_LATER_DEFAULTS = {"blur_sigma": 0.0, "noise_std": 0.0, "cutout": 0.0}  # added after cache keys
+_FLOAT_FIELDS = (
+    "rotation_deg",
+    "hflip_p",
+    "brightness",
+    "contrast",
+    "blur_sigma",
+    "noise_std",
+    "cutout",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,15 @@ class AugmentConfig(Settings):
         input size (the reference experiment: 224 from 256); `None` keeps the whole image.
     rotation_fill: what the corners uncovered by a rotation show: "mean" (the image's per-channel
         mean, carries no shape information) or "border" (replicated edge pixels).
+    blur_sigma: Gaussian blur whose sigma (pixels of the model input) is drawn uniformly in
+        [0, blur_sigma] per image: robustness to blur-like shifts is learned, not hoped for.
+    noise_std: additive Gaussian pixel noise whose std (0..255 scale) is drawn uniformly in
+        [0, noise_std] per image.
+    cutout: one square per image, of side `cutout` x the input side, at a random place,
+        painted one random colour: the model cannot rely on any single region (background
+        included).
+    The three are applied after the colour jitter, in that order; at 0 they draw no random
+    numbers, so a config without them augments exactly as before they existed.
     """
 
     PATH = "adapter_training.zoo.defaults.augmentation"
@@ -45,6 +65,9 @@ class AugmentConfig(Settings):
     contrast: float = 0.0
     crop_size: int | None = None
     rotation_fill: str = "mean"
+    blur_sigma: float = 0.0
+    noise_std: float = 0.0
+    cutout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rotation_deg < 0 or self.rotation_deg > 180:
@@ -55,6 +78,12 @@ class AugmentConfig(Settings):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} jitter must be in [0, 1), got {value}")
+        if not 0.0 <= self.blur_sigma <= MAX_BLUR_SIGMA:
+            raise ValueError(f"blur_sigma must be in [0, {MAX_BLUR_SIGMA}], got {self.blur_sigma}")
+        if not 0.0 <= self.noise_std <= 255.0:
+            raise ValueError(f"noise_std must be in [0, 255] (pixel scale), got {self.noise_std}")
+        if not 0.0 <= self.cutout < 1.0:
+            raise ValueError(f"cutout must be a fraction of the side in [0, 1), got {self.cutout}")
         if self.crop_size is not None and int(self.crop_size) < 1:
             raise ValueError(f"crop_size must be a positive int or None, got {self.crop_size}")
         if self.rotation_fill not in ROTATION_FILLS:
@@ -70,7 +99,7 @@ class AugmentConfig(Settings):
         coerced (YAML's `15` is the angle 15.0, "224" the crop 224) so equal settings hash equal."""
         if isinstance(params, Mapping):
             params = dict(params)
-            for name in ("rotation_deg", "hflip_p", "brightness", "contrast"):
+            for name in _FLOAT_FIELDS:
                 if name in params:
                     params[name] = float(params[name])
             if params.get("crop_size") is not None:
@@ -79,6 +108,16 @@ class AugmentConfig(Settings):
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def cache_key_dict(self) -> dict[str, Any]:
+        """`to_dict` without the fields added later (blur_sigma, noise_std, cutout) where they
+        are off: what cache keys hash, so models trained before those fields existed keep
+        their keys (an adapter's `config_hash`, the pre-trained backbone's fingerprint)."""
+        out = self.to_dict()
+        for name, default in _LATER_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
+        return out
 
     @property
     def is_identity(self) -> bool:
@@ -89,6 +128,9 @@ class AugmentConfig(Settings):
             and self.brightness == 0
             and self.contrast == 0
             and self.crop_size is None
+            and self.blur_sigma == 0
+            and self.noise_std == 0
+            and self.cutout == 0
         )
 
 
@@ -192,7 +234,8 @@ def _uniform(batch: int, low: float, high: float, generator: torch.Generator) ->
 def augment_batch(
     x: torch.Tensor, cfg: AugmentConfig, out_size: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """Random crop -> resize -> flip + rotation -> colour jitter; float [B, 3, S, S] in 0..255.
+    """Random crop -> resize -> flip + rotation -> colour jitter -> blur -> noise -> cutout;
+    float [B, 3, S, S] in 0..255.
 
     `generator` must be a CPU generator (draws are made on CPU and moved to the device) so a
     seed reproduces the same augmentation on any device.
@@ -216,4 +259,45 @@ def augment_batch(
         b = _uniform(batch, 1 - cfg.brightness, 1 + cfg.brightness, generator)
         c = _uniform(batch, 1 - cfg.contrast, 1 + cfg.contrast, generator)
         x = _jitter(x, b.to(x.device, x.dtype), c.to(x.device, x.dtype))
+    if cfg.blur_sigma > 0:
+        x = gaussian_blur(x, _uniform(batch, 0.0, cfg.blur_sigma, generator), cfg.blur_sigma)
+    if cfg.noise_std > 0:
+        stds = _uniform(batch, 0.0, cfg.noise_std, generator).view(-1, 1, 1, 1)
+        x = x + (torch.randn(x.shape, generator=generator) * stds).to(x.device, x.dtype)
+    if cfg.cutout > 0:
+        x = _cutout(x, cfg.cutout, generator)
     return x.clamp_(0.0, 255.0)
+
+
+def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, max_sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with one sigma per image (edges replicated); a sigma near 0
+    leaves the image as it is. The kernel reaches 3 x `max_sigma` for every image."""
+    batch, channels, height, width = x.shape
+    radius = max(1, math.ceil(3.0 * max_sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    sig = sigmas.to(torch.float64).clamp(min=1e-3).view(-1, 1)
+    kernel = torch.exp(-0.5 * (offsets / sig) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).to(x.device, x.dtype)
+    weight = kernel.repeat_interleave(channels, dim=0)  # [B*C, K], one row per image channel
+    flat = x.reshape(1, batch * channels, height, width)
+    flat = F.pad(flat, (radius, radius, 0, 0), mode="replicate")
+    flat = F.conv2d(flat, weight.view(-1, 1, 1, 2 * radius + 1), groups=batch * channels)
+    flat = F.pad(flat, (0, 0, radius, radius), mode="replicate")
+    flat = F.conv2d(flat, weight.view(-1, 1, 2 * radius + 1, 1), groups=batch * channels)
+    return flat.view(batch, channels, height, width)
+
+
+def _cutout(x: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """One square of side `fraction` x the image side per image, at a random place (inside the
+    frame), painted one random colour."""
+    batch, _, height, width = x.shape
+    side = max(1, int(round(fraction * min(height, width))))
+    top = torch.randint(0, height - side + 1, (batch,), generator=generator)
+    left = torch.randint(0, width - side + 1, (batch,), generator=generator)
+    colour = (255.0 * torch.rand(batch, 3, generator=generator)).to(x.device, x.dtype)
+    rows = torch.arange(height).view(1, -1, 1)
+    cols = torch.arange(width).view(1, 1, -1)
+    inside = (rows >= top.view(-1, 1, 1)) & (rows < (top + side).view(-1, 1, 1))
+    inside = inside & (cols >= left.view(-1, 1, 1)) & (cols < (left + side).view(-1, 1, 1))
+    inside = inside.to(x.device).unsqueeze(1)  # [B, 1, H, W]
+    return torch.where(inside, colour.view(batch, 3, 1, 1), x)

@@ -152,6 +152,7 @@ def _pretrain_if_needed(
     settings = PretrainSettings.from_params(pretrain)
     # Of the resolved settings, so stating a default in conf/ or leaving it out is the same.
     resolved = dataclasses.asdict(settings)
+    resolved["augment"] = settings.augment.cache_key_dict()  # keys of later fields only when on
     fingerprint = hashlib.sha256(
         json.dumps({"pretrain": resolved, "seed": seed}, sort_keys=True).encode()
         + "".join(rows["content_hash"]).encode()
