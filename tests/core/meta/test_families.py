@@ -165,10 +165,41 @@ def test_headline_per_family(tables):
     assert set(head["model"]) == {"LogisticRegression"}
     assert head["auroc_diff_ci_low"].le(head["auroc_diff_ci_high"]).all()
     first = head[head["comparison"] == "meta:xai+confidence - meta:confidence"]
-    first = first.set_index("shift_family")
+    assert list(first["class"].drop_duplicates()) == [ALL_CLASSES, "0", "1"]
+    overall = first[first["class"] == ALL_CLASSES].set_index("shift_family")
     # the object share is analysis only (never a deployable feature): no family's headline
     # can use it, so the planted answer does not leak into the headline
-    assert first["n"].eq(N_IMAGES * len(ADAPTERS) * 2).all()
+    assert overall["n"].eq(N_IMAGES * len(ADAPTERS) * 2).all()
+    per_class = first[first["class"] != ALL_CLASSES]
+    assert per_class["n"].eq(N_IMAGES // 2 * len(ADAPTERS) * 2).all()
+    assert per_class["n_images"].eq(N_IMAGES // 2).all()
+
+
+def _class_driven_silver() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Correctness under the shift depends on the class only (class 0 always right, class 1
+    right at random), and the attention entropy tells the classes apart; confidence is noise.
+    Over all classes XAI then ranks failures better than confidence; within a class it cannot."""
+    xai, ood = _silver()
+    rng = np.random.default_rng(7)
+    xai = xai.assign(attn_entropy=xai["label"] + rng.uniform(0, 0.1, len(xai)))
+    ood = ood[ood["shift_family"] == "style"].copy()
+    wrong = (ood["label"] == 1).to_numpy() & (rng.random(len(ood)) < 0.6)
+    ood["is_correct"] = ~wrong
+    return xai, ood
+
+
+def test_per_class_headline_separates_within_class_from_between_class():
+    xai, ood = _class_driven_silver()
+    head = family_headline(xai, ood, replace(FAST, n_bootstrap=200))
+    head = head[head["comparison"] == "meta:xai+confidence - meta:confidence"]
+    head = head.set_index("class")
+    assert head.loc[ALL_CLASSES, "auroc_diff_ci_low"] > 0  # between classes: XAI adds
+    assert "0" not in head.index  # class 0 has one outcome: nothing to rank, no row
+    for column in ("auroc_diff", "aurc_diff"):  # class 1: right or wrong at random
+        assert head.loc["1", f"{column}_ci_low"] < 0 < head.loc["1", f"{column}_ci_high"]
+    text = " ".join(families_section(family_hypothesis(xai, ood, FAST), head.reset_index()))
+    assert "By AUROC, XAI + confidence adds to the confidence meta-learner" in text
+    assert "Within each class, XAI + confidence is not separated" in text
 
 
 def test_tables_are_named_and_have_their_own_node():
@@ -197,7 +228,7 @@ def test_report_section_says_what_the_numbers_say(tables):
     assert "**reversed**" in paragraphs["background"].split("object_attention_share")[1]
     assert "**no effect**" in paragraphs["style"].split("object_attention_share")[1]
     assert "Per class: class 0 object_attention_share holds" in paragraphs["reference"]
-    assert "AUROC difference" in text
+    assert "By AUROC, XAI + confidence" in text and "by AURC (lower is better)" in text
 
 
 def test_report_includes_the_section():

@@ -41,7 +41,11 @@ from xai_kedro.core.meta.adapters.selection import (
     pick,
 )
 from xai_kedro.core.meta.adapters.settings import EstimationSettings
-from xai_kedro.core.meta.prediction.baselines import DIFFERENCE_COLUMNS, confidence_baselines
+from xai_kedro.core.meta.prediction.baselines import (
+    DIFFERENCE_COLUMNS,
+    confidence_differences,
+    learned_method,
+)
 from xai_kedro.core.meta.prediction.comparison import SCORE_COLUMNS, grouped_folds
 from xai_kedro.core.meta.prediction.correlations import CORRELATION_COLUMNS, correlations
 from xai_kedro.core.meta.prediction.features import (
@@ -83,7 +87,7 @@ HYPOTHESIS_COLUMNS = (
     "verdict",
     *(c for c in CORRELATION_COLUMNS if c not in ("feature", "feature_group")),
 )
-HEADLINE_COLUMNS = ("shift_family", *DIFFERENCE_COLUMNS)
+HEADLINE_COLUMNS = ("shift_family", "class", *DIFFERENCE_COLUMNS)
 # The selection regret minus the expected regret of a random pick (points, < 0 = better than
 # random), paired: the same resamples of adapters (and images) for both.
 REGRET_VS_RANDOM = ("regret_minus_random_points", "regret_minus_random_ci_low",
@@ -181,13 +185,9 @@ def family_hypothesis(
     silver_xai = silver_xai.sort_values([GROUP, "adapter_id"], ignore_index=True)
     parts = []
     for family, meta in _family_metas(silver_xai, silver_ood):
-        scopes: list[tuple[str, pd.DataFrame]] = [(ALL_CLASSES, meta)]
-        if p.per_class and "label" in meta.columns:
-            for label in sorted(meta["label"].dropna().unique()):
-                part = meta[meta["label"] == label].reset_index(drop=True)
-                scopes.append((str(label), part))
-        for scope, rows in scopes:
-            corr = _hypothesis_rows(rows, p, seed)
+        for scope, rows in _class_scopes(meta, p.per_class):
+            part = meta if rows is None else meta.iloc[rows].reset_index(drop=True)
+            corr = _hypothesis_rows(part, p, seed)
             if corr is not None:
                 parts.append(corr.assign(shift_family=family, **{"class": scope}))
     return _stacked(parts, HYPOTHESIS_COLUMNS)
@@ -234,6 +234,28 @@ def grouped_oof_scores(
     return pd.concat(parts, ignore_index=True).reindex(columns=list(SCORE_COLUMNS))
 
 
+def _class_scopes(meta: pd.DataFrame, per_class: bool) -> list[tuple[str, np.ndarray | None]]:
+    """("all", None) then (class, row positions) for each true class when asked."""
+    scopes: list[tuple[str, np.ndarray | None]] = [(ALL_CLASSES, None)]
+    if per_class and "label" in meta.columns:
+        labels = meta["label"].to_numpy()
+        for label in sorted(meta["label"].dropna().unique()):
+            scopes.append((str(label), np.flatnonzero(labels == label)))
+    return scopes
+
+
+def _scoped(
+    meta: pd.DataFrame, scores: pd.DataFrame, rows: np.ndarray | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The meta rows at ``rows`` and their out-of-fold scores, renumbered to the subset."""
+    if rows is None:
+        return meta, scores
+    position = pd.Series(np.arange(rows.size), index=rows)
+    part = scores[scores["row"].isin(rows)]
+    part = part.assign(row=position.loc[part["row"].to_numpy()].to_numpy())
+    return meta.iloc[rows].reset_index(drop=True), part
+
+
 def family_headline(
     silver_xai: pd.DataFrame,
     silver_ood: pd.DataFrame,
@@ -241,9 +263,15 @@ def family_headline(
     meta_learners: MetaLearnerSettings | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per shift family, the image-grouped headline: XAI (+ confidence) vs the confidence
-    meta-learner and each raw confidence score, AUROC / AURC / AUGRC differences with paired
-    image-clustered intervals (`confidence_baselines` on that family's rows only)."""
+    """Per shift family and class ("all" first, then each true class), the image-grouped
+    headline: XAI (+ confidence) vs the confidence meta-learner and each raw confidence score,
+    AUROC / AURC / AUGRC differences with paired image-clustered intervals
+    (`confidence_differences` on that family's rows).
+
+    The meta-learner is fitted once per family on every class (image-grouped out-of-fold); a
+    class's rows are then ranked by those scores alone, so the per-class rows ask whether XAI
+    separates right from wrong *within* a class, where differences between classes' XAI
+    profiles cannot help."""
     p = settings or FamilySettings()
     learners = meta_learners or MetaLearnerSettings()
     if p.model not in learners.models:
@@ -261,12 +289,15 @@ def family_headline(
         scores = grouped_oof_scores(
             meta, sets, p.model, learners.models[p.model], int(p.cv_folds), seed
         )
-        _, diffs = confidence_baselines(meta, scores, p.bootstrap(seed))
-        if len(diffs):
-            parts.append(diffs.assign(shift_family=family))
-    if not parts:
-        return pd.DataFrame(columns=list(HEADLINE_COLUMNS))
-    return pd.concat(parts, ignore_index=True).reindex(columns=list(HEADLINE_COLUMNS))
+        for scope, rows in _class_scopes(meta, p.per_class):
+            # within a class only the meta-learners are compared (the headline's question)
+            bases = None if rows is None else (learned_method(CONFIDENCE_SET),)
+            diffs = confidence_differences(
+                *_scoped(meta, scores, rows), p.bootstrap(seed), bases=bases
+            )
+            if len(diffs):
+                parts.append(diffs.assign(shift_family=family, **{"class": scope}))
+    return _stacked(parts, HEADLINE_COLUMNS)
 
 
 # ------------------------------------------------------------------ adapter level per family
@@ -428,22 +459,71 @@ def _class_sentence(rows: pd.DataFrame) -> str | None:
     return f"Per class: {listed}; the other class-feature pairs show no effect."
 
 
-def _headline_sentence(headline: pd.DataFrame | None, family: str) -> str:
-    """XAI + confidence vs the confidence meta-learner: the AUROC difference and its verdict."""
+_HEADLINE_PAIR = f"meta:{XAI_CONFIDENCE_SET} - meta:{CONFIDENCE_SET}"
+
+
+def _headline_words(r: pd.Series) -> tuple[str, str]:
+    """How XAI + confidence compares with the confidence meta-learner, by AUROC (higher is
+    better) and by AURC (lower is better), each from its own interval."""
+    auroc = interval_sign(r["auroc_diff_ci_low"], r["auroc_diff_ci_high"])
+    aurc = -interval_sign(r["aurc_diff_ci_low"], r["aurc_diff_ci_high"])
+    words = {1: "adds to", -1: "does worse than", 0: "shows no effect over"}
+    return words[auroc], words[aurc]
+
+
+def _headline_rows(headline: pd.DataFrame | None, family: str) -> pd.DataFrame:
     if headline is None or headline.empty:
-        return "No headline comparison (too few images or a single outcome class)."
+        return pd.DataFrame()
     h = headline[headline["shift_family"] == family]
-    h = h[h["comparison"].str.startswith(f"meta:{XAI_CONFIDENCE_SET} - meta:{CONFIDENCE_SET}")]
+    return h[h["comparison"].str.startswith(_HEADLINE_PAIR)]
+
+
+def _headline_sentence(headline: pd.DataFrame | None, family: str) -> str:
+    """XAI + confidence vs the confidence meta-learner over all classes: the AUROC and AURC
+    differences, each with its own verdict (they can disagree)."""
+    h = _headline_rows(headline, family)
+    if "class" in h.columns:
+        h = h[h["class"] == ALL_CLASSES]
     if h.empty:
         return "No headline comparison (too few images or a single outcome class)."
     r = h.iloc[0]
-    side = interval_sign(r["auroc_diff_ci_low"], r["auroc_diff_ci_high"])
-    word = {1: "adds to", -1: "does worse than", 0: "shows no effect over"}[side]
+    by_auroc, by_aurc = _headline_words(r)
     return (
-        f"XAI + confidence {word} the confidence meta-learner ({r['model']}): AUROC difference "
-        f"{fmt(r['auroc_diff'], '+.3f')} [{fmt(r['auroc_diff_ci_low'], '+.3f')}, "
-        f"{fmt(r['auroc_diff_ci_high'], '+.3f')}], AURC difference {fmt(r['aurc_diff'], '+.4f')} "
-        f"[{fmt(r['aurc_diff_ci_low'], '+.4f')}, {fmt(r['aurc_diff_ci_high'], '+.4f')}]."
+        f"By AUROC, XAI + confidence {by_auroc} the confidence meta-learner ({r['model']}): "
+        f"difference {fmt(r['auroc_diff'], '+.3f')} [{fmt(r['auroc_diff_ci_low'], '+.3f')}, "
+        f"{fmt(r['auroc_diff_ci_high'], '+.3f')}]; by AURC (lower is better) it {by_aurc} it: "
+        f"difference {fmt(r['aurc_diff'], '+.4f')} [{fmt(r['aurc_diff_ci_low'], '+.4f')}, "
+        f"{fmt(r['aurc_diff_ci_high'], '+.4f')}]."
+    )
+
+
+def _class_headline_sentence(headline: pd.DataFrame | None, family: str) -> str | None:
+    """The classes where XAI + confidence separates from the confidence meta-learner within the
+    class (by AUROC or AURC), or that none does."""
+    h = _headline_rows(headline, family)
+    if "class" not in h.columns:
+        return None
+    h = h[h["class"] != ALL_CLASSES]
+    if h.empty:
+        return None
+    definite = []
+    for _, r in h.iterrows():
+        by_auroc, by_aurc = _headline_words(r)
+        for metric, word, diff in (
+            ("AUROC", by_auroc, "auroc_diff"),
+            ("AURC", by_aurc, "aurc_diff"),
+        ):
+            if word != "shows no effect over":
+                definite.append(f"class {r['class']} {metric} {fmt(r[diff], '+.3f')} ({word})")
+    if not definite:
+        return (
+            "Within each class, XAI + confidence is not separated from the confidence "
+            "meta-learner (every AUROC and AURC interval includes 0)."
+        )
+    return (
+        "Within classes, XAI + confidence vs the confidence meta-learner: "
+        + ", ".join(definite)
+        + "; the other classes show no effect."
     )
 
 
@@ -527,6 +607,9 @@ def families_section(
         if per_class:
             text.append(per_class)
         text.append(_headline_sentence(headline, family))
+        per_class_headline = _class_headline_sentence(headline, family)
+        if per_class_headline:
+            text.append(per_class_headline)
         adapter_level = _estimation_sentence(estimation, family)
         if adapter_level:
             text.append(adapter_level)

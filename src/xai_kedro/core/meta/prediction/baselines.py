@@ -117,6 +117,48 @@ def _headline_model(classifier_scores: pd.DataFrame, y: np.ndarray) -> str | Non
     return best
 
 
+def _methods(
+    meta_df: pd.DataFrame, classifier_scores: pd.DataFrame, y: np.ndarray
+) -> tuple[str | None, dict[str, tuple[str, str, np.ndarray]]]:
+    """(headline model, method -> (kind, model, score)): each confidence score used directly,
+    and the confidence, XAI and XAI + confidence meta-learners of the one headline model."""
+    _check_directions()
+    require_columns(meta_df, [TARGET, GROUP, *CONFIDENCE_FEATURES], "meta dataset")
+    methods: dict[str, tuple[str, str, np.ndarray]] = {
+        SCORE_LABELS[f]: ("score", "", SCORE_DIRECTIONS[f] * meta_df[f].to_numpy(dtype=float))
+        for f in CONFIDENCE_FEATURES
+    }
+    model = _headline_model(classifier_scores, y)
+    learned = _oof_scores(classifier_scores, len(meta_df))
+    for set_name in (CONFIDENCE_SET, XAI_SET, XAI_CONFIDENCE_SET):
+        if (set_name, model) in learned:
+            methods[learned_method(set_name)] = ("learned", model, learned[(set_name, model)])
+    return model, methods
+
+
+def confidence_differences(
+    meta_df: pd.DataFrame,
+    classifier_scores: pd.DataFrame,
+    boot: Mapping[str, Any],
+    bases: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    """The paired-difference table alone: XAI + confidence and XAI alone against each of
+    ``bases`` (default: the confidence meta-learner and every single score), on the same
+    image-clustered resamples. Each row resamples on its own, so asking for fewer bases leaves
+    the others' numbers unchanged."""
+    y = meta_df[TARGET].to_numpy(dtype=bool).astype(float)
+    groups = meta_df[GROUP].to_numpy()
+    model, methods = _methods(meta_df, classifier_scores, y)
+    if bases is None:
+        bases = (learned_method(CONFIDENCE_SET), *(SCORE_LABELS[f] for f in CONFIDENCE_FEATURES))
+    diffs = []
+    for ext in (learned_method(XAI_CONFIDENCE_SET), learned_method(XAI_SET)):
+        for base in bases:
+            if ext in methods and base in methods:
+                diffs.append(_difference_row(ext, base, methods, y, groups, model, dict(boot)))
+    return pd.DataFrame(diffs).reindex(columns=list(DIFFERENCE_COLUMNS))
+
+
 def confidence_baselines(
     meta_df: pd.DataFrame, classifier_scores: pd.DataFrame, boot: Mapping[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -127,33 +169,16 @@ def confidence_baselines(
     differences pair XAI + confidence and XAI alone against the confidence meta-learner and
     against each single score, on the same resamples. ``boot``: n_boot, alpha, seed.
     """
-    _check_directions()
-    require_columns(meta_df, [TARGET, GROUP, *CONFIDENCE_FEATURES], "meta dataset")
     y = meta_df[TARGET].to_numpy(dtype=bool).astype(float)
     groups = meta_df[GROUP].to_numpy()
-    boot = dict(boot)
-    methods: dict[str, tuple[str, str, np.ndarray]] = {
-        SCORE_LABELS[f]: ("score", "", SCORE_DIRECTIONS[f] * meta_df[f].to_numpy(dtype=float))
-        for f in CONFIDENCE_FEATURES
-    }
-    model = _headline_model(classifier_scores, y)
-    learned = _oof_scores(classifier_scores, len(meta_df))
-    for set_name in (CONFIDENCE_SET, XAI_SET, XAI_CONFIDENCE_SET):
-        if (set_name, model) in learned:
-            methods[learned_method(set_name)] = ("learned", model, learned[(set_name, model)])
+    _, methods = _methods(meta_df, classifier_scores, y)
     rows = []
     for name, (kind, used_model, score) in methods.items():
         ok = np.isfinite(score)
-        row = _metrics_row(y[ok], score[ok], groups[ok], boot)
+        row = _metrics_row(y[ok], score[ok], groups[ok], dict(boot))
         rows.append({"method": name, "kind": kind, "model": used_model, **row})
-    diffs = []
-    bases = [learned_method(CONFIDENCE_SET), *(SCORE_LABELS[f] for f in CONFIDENCE_FEATURES)]
-    for ext in (learned_method(XAI_CONFIDENCE_SET), learned_method(XAI_SET)):
-        for base in bases:
-            if ext in methods and base in methods:
-                diffs.append(_difference_row(ext, base, methods, y, groups, model, boot))
     table = pd.DataFrame(rows).reindex(columns=list(BASELINE_COLUMNS))
-    return table, pd.DataFrame(diffs).reindex(columns=list(DIFFERENCE_COLUMNS))
+    return table, confidence_differences(meta_df, classifier_scores, boot)
 
 
 def _difference_row(
