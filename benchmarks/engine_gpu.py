@@ -40,7 +40,7 @@ from xai_kedro.core.models.backbone import build_backbone, freeze
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.compiled import MODES, SHAPES, CompileSettings, compile_forwards
 from xai_kedro.core.models.inference import as_uint8_images, images_x255, model_input
-from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.ood import OODConditions, evaluate_corruptions
 from xai_kedro.core.robustness.presets import apply_spec, build_specs
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.explainers import EXPLAINERS, get_explainer
@@ -123,16 +123,14 @@ def _seconds(fn, device) -> float:
 def engine(models, images, labels, config: XAIConfig, specs, device, ood_batch: int):
     """(b): every adapter through the XAI engine and the OOD stage; seconds spent in each."""
     ids = [f"img{i}" for i in range(len(images))]
+    conditions = OODConditions(specs, input_size=config.input_size, batch_size=ood_batch)
     xai_s = ood_s = 0.0
     for model in models:
         xai_s += _seconds(
             lambda m=model: compute_xai(m, images, labels, None, config, device), device
         )
         ood_s += _seconds(
-            lambda m=model: evaluate_corruptions(
-                m, images, labels, ids, specs,
-                input_size=config.input_size, device=device, batch_size=ood_batch,
-            ),
+            lambda m=model: evaluate_corruptions(m, images, labels, ids, conditions, device=device),
             device,
         )  # fmt: skip
     return xai_s, ood_s

@@ -23,7 +23,7 @@ from xai_kedro.core.models.backbone import (
     small_backbone_config,
 )
 from xai_kedro.core.models.classifier import ViTClassifier
-from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.ood import OODConditions, evaluate_corruptions
 from xai_kedro.core.robustness.presets import build_specs
 from xai_kedro.core.xai.engine import compute_xai
 from xai_kedro.core.xai.settings import XAIConfig
@@ -162,10 +162,9 @@ def test_udf_silver_ood_equals_direct_and_is_rerun_stable(zoo, bronze):
     specs = build_specs("reference")
 
     def run(model, test, pixels):
-        return evaluate_corruptions(
-            model, pixels, test["label"].to_numpy(), test["image_id"].tolist(), specs,
-            input_size=SIZE, device="cpu",
-        )  # fmt: skip
+        conditions = OODConditions(specs, input_size=SIZE)
+        labels, ids = test["label"].to_numpy(), test["image_id"].tolist()
+        return evaluate_corruptions(model, pixels, labels, ids, conditions, device="cpu")
 
     direct = _direct(zoo, frame, run)
     keys = ["image_id", "adapter_id", "corruption", "severity"]
@@ -198,7 +197,7 @@ def test_silver_schemas_follow_the_core_columns():
     assert xai.fieldNames() == ["image_id", "adapter_id", *XAI_COLUMNS]
     assert set(XAI_METRICS) <= set(xai.fieldNames())
     assert xai["object_attention_share"].nullable and not xai["gini"].nullable
-    ood = ood_stage(build_specs("reference"), 32, 8, 0).schema
+    ood = ood_stage(OODConditions(build_specs("reference"), input_size=32, batch_size=8)).schema
     assert ood.fieldNames() == ["image_id", "adapter_id", "shift_family", *OOD_COLUMNS]
 
 

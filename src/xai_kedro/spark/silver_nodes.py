@@ -19,6 +19,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from xai_kedro.core.robustness.ood import OODConditions
 from xai_kedro.core.robustness.presets import CorruptionSpec, build_specs
 from xai_kedro.core.robustness.shifts import ShiftSpec, build_shift_specs, load_world
 from xai_kedro.core.xai.columns import SILVER_XAI_EXPLAINERS
@@ -177,14 +178,16 @@ def _conditions(specs: list[CorruptionSpec]) -> str:
     return ", ".join(f"{s.corruption}/{s.severity}={s.value}" for s in specs)
 
 
-def _ood_stage(
+def _ood_conditions(
     specs: list[CorruptionSpec], inputs: SilverInputs, params: Mapping[str, Any], **kwargs: Any
-) -> SilverStage:
-    return ood_stage(
+) -> OODConditions:
+    """The conditions of an OOD table: its grid, shifts and clean rows (``kwargs``) with the
+    block's seed and batch size and the backbone's input size."""
+    return OODConditions(
         specs,
-        int(inputs.backbone_manifest["input_size"]),
-        int(params["batch_size"]),
-        int(params["base_seed"]),
+        input_size=int(inputs.backbone_manifest["input_size"]),
+        batch_size=int(params["batch_size"]),
+        base_seed=int(params["base_seed"]),
         **kwargs,
     )
 
@@ -202,8 +205,8 @@ def _ood(inputs: SilverInputs, params: Mapping[str, Any]) -> SilverRun:
     logger.info("OOD conditions: %s", _conditions(specs))
     if shifts:
         logger.info("OOD shifts: %s", _shift_conditions(shifts))
-    stage = _ood_stage(specs, inputs, params, shifts=shifts, world=world)
-    return SilverRun(stage, params.get("split", "test"))
+    conditions = _ood_conditions(specs, inputs, params, shifts=shifts, world=world)
+    return SilverRun(ood_stage(conditions), params.get("split", "test"))
 
 
 def _source(inputs: SilverInputs, params: Mapping[str, Any]) -> SilverRun:
@@ -212,8 +215,8 @@ def _source(inputs: SilverInputs, params: Mapping[str, Any]) -> SilverRun:
     specs = build_specs(None, params.get("source_shifts"))
     split = params.get("source_split", "val")
     logger.info("Source-side shifts on the %s split: %s", split, _conditions(specs) or "none")
-    stage = _ood_stage(specs, inputs, params, name="silver_source", include_clean=True)
-    return SilverRun(stage, split)
+    conditions = _ood_conditions(specs, inputs, params, include_clean=True)
+    return SilverRun(ood_stage(conditions, name="silver_source"), split)
 
 
 compute_silver_xai = silver_node(_xai, "compute_silver_xai", "xai_partitions")

@@ -18,11 +18,8 @@ from pyspark.sql import types as T
 
 from xai_kedro.core.common.columns import Column
 from xai_kedro.core.data.bronze import centre_crop_arrays, masks_from_rows, pixels_from_rows
-from xai_kedro.core.data.synthetic import SyntheticConfig
 from xai_kedro.core.robustness.columns import SILVER_OOD, SILVER_OOD_KEYS
-from xai_kedro.core.robustness.ood import ShiftCache, evaluate_corruptions
-from xai_kedro.core.robustness.presets import CorruptionSpec
-from xai_kedro.core.robustness.shifts import ShiftSpec
+from xai_kedro.core.robustness.ood import OODConditions, ShiftCache, evaluate_corruptions
 from xai_kedro.core.xai.columns import (
     SILVER_XAI,
     SILVER_XAI_EXPLAINERS,
@@ -135,22 +132,10 @@ def explainer_profiles_stage(
     )
 
 
-def ood_stage(
-    specs: Sequence[CorruptionSpec],
-    input_size: int,
-    batch_size: int,
-    base_seed: int,
-    *,
-    name: str = "silver_ood",
-    include_clean: bool = False,
-    shifts: Sequence[ShiftSpec] = (),
-    world: SyntheticConfig | None = None,
-) -> SilverStage:
+def ood_stage(conditions: OODConditions, *, name: str = "silver_ood") -> SilverStage:
     """`silver_ood`: one row per (image, adapter, shift family, corruption, severity): the
-    reference corruption grid, then the image-level ``shifts`` (background ones use the Bronze
-    masks and the synthetic ``world``). With ``include_clean`` (`silver_source`) the unshifted
-    images come first."""
-    specs, shifts = list(specs), list(shifts)
+    reference corruption grid, then the image-level shifts (background ones use the Bronze
+    masks). With ``include_clean`` (`silver_source`) the unshifted images come first."""
     cache = ShiftCache()
 
     def evaluate(model: torch.nn.Module, batch: BronzeBatch, device: torch.device) -> pd.DataFrame:
@@ -159,20 +144,13 @@ def ood_stage(
             batch.images,
             batch.labels,
             batch.image_ids,
-            specs,
-            input_size=input_size,
+            conditions,
             device=device,
-            batch_size=batch_size,
-            base_seed=base_seed,
-            include_clean=include_clean,
-            shifts=shifts,
             masks=batch.masks,
-            world=world,
             cache=cache,
         )
 
-    rows_per_pair = len(specs) + len(shifts) + int(include_clean)
-    return SilverStage(name, SILVER_OOD, SILVER_OOD_KEYS, rows_per_pair, evaluate)
+    return SilverStage(name, SILVER_OOD, SILVER_OOD_KEYS, conditions.rows_per_image, evaluate)
 
 
 def leaderboard_stage(config: XAIConfig, board: LeaderboardConfig) -> SilverStage:

@@ -13,12 +13,13 @@ from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
 from xai_kedro.core.models import inference
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.inference import OOD_COLUMNS
-from xai_kedro.core.robustness.ood import evaluate_corruptions
+from xai_kedro.core.robustness.ood import OODConditions, evaluate_corruptions
 from xai_kedro.core.robustness.presets import build_specs
 from xai_kedro.core.robustness.shifts import build_shift_specs, shift_images
 
 IDS = [f"img{i}" for i in range(6)]
 SPECS = build_specs("reference")
+GRID = OODConditions(SPECS, batch_size=18)
 
 
 def tiny_model(seed: int) -> ViTClassifier:
@@ -35,9 +36,8 @@ def model_inputs(model, pixels, labels, images_per_chunk: int, **kw) -> torch.Te
     """Every pixel input the model saw, as [spec, image, 3, 32, 32]."""
     seen: list[torch.Tensor] = []
     hook = model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].cpu().clone()))
-    evaluate_corruptions(
-        model, pixels, labels, IDS, SPECS, batch_size=images_per_chunk * len(SPECS), **kw
-    )
+    conditions = OODConditions(SPECS, batch_size=images_per_chunk * len(SPECS), **kw)
+    evaluate_corruptions(model, pixels, labels, IDS, conditions)
     hook.remove()
     chunks = torch.cat(seen).view(-1, len(SPECS), images_per_chunk, 3, 32, 32)
     return chunks.transpose(0, 1).reshape(len(SPECS), len(IDS), 3, 32, 32)
@@ -45,7 +45,7 @@ def model_inputs(model, pixels, labels, images_per_chunk: int, **kw) -> torch.Te
 
 def test_rows_are_spec_major_with_image_ids(images):
     pixels, labels = images
-    rows = evaluate_corruptions(tiny_model(0), pixels, labels, IDS, SPECS, batch_size=18)
+    rows = evaluate_corruptions(tiny_model(0), pixels, labels, IDS, GRID)
     assert list(rows.columns) == ["image_id", "shift_family", *OOD_COLUMNS]
     assert set(rows["shift_family"]) == {"reference"}
     assert len(rows) == len(SPECS) * len(IDS)
@@ -77,9 +77,9 @@ def test_cuda_fp32_gives_the_cpu_rows(images, monkeypatch):
     fp32_on_cuda(monkeypatch, inference)
     pixels, labels = images
     model = tiny_model(0)
-    cpu = evaluate_corruptions(model, pixels, labels, IDS, SPECS, batch_size=18)
+    cpu = evaluate_corruptions(model, pixels, labels, IDS, GRID)
     gpu = evaluate_corruptions(
-        copy.deepcopy(model).cuda(), pixels, labels, IDS, SPECS, batch_size=18, device="cuda"
+        copy.deepcopy(model).cuda(), pixels, labels, IDS, GRID, device="cuda"
     )
     pd.testing.assert_frame_equal(gpu, cpu, check_exact=False, rtol=1e-4, atol=1e-5)
 
@@ -88,9 +88,9 @@ def test_cuda_fp32_gives_the_cpu_rows(images, monkeypatch):
 def test_cuda_bf16_predictions_agree_with_cpu_fp32(images):
     pixels, labels = images
     model = tiny_model(0)
-    cpu = evaluate_corruptions(model, pixels, labels, IDS, SPECS, batch_size=18)
+    cpu = evaluate_corruptions(model, pixels, labels, IDS, GRID)
     gpu = evaluate_corruptions(
-        copy.deepcopy(model).cuda(), pixels, labels, IDS, SPECS, batch_size=18, device="cuda"
+        copy.deepcopy(model).cuda(), pixels, labels, IDS, GRID, device="cuda"
     )
     sure = cpu["margin"].to_numpy() > 0.05
     assert sure.mean() > 0.5
@@ -102,9 +102,8 @@ def test_source_rows_start_clean_and_carry_the_logits(images):
     """`silver_source` rows: the unshifted images first; every row keeps its logit vector."""
     pixels, labels = images
     model = tiny_model(0)
-    rows = evaluate_corruptions(
-        model, pixels, labels, IDS, SPECS[:2], batch_size=18, include_clean=True
-    )
+    conditions = OODConditions(SPECS[:2], include_clean=True, batch_size=18)
+    rows = evaluate_corruptions(model, pixels, labels, IDS, conditions)
     assert len(rows) == 3 * len(IDS)
     assert rows["corruption"].tolist()[: len(IDS)] == ["clean"] * len(IDS)
     assert rows["image_id"].tolist() == IDS * 3
@@ -127,10 +126,9 @@ def test_shifts_follow_the_reference_rows_which_stay_exactly_as_they_were(images
         ]
     )
     model = tiny_model(0)
-    alone = evaluate_corruptions(model, pixels, labels, IDS, SPECS, batch_size=18)
-    rows = evaluate_corruptions(
-        model, pixels, labels, IDS, SPECS, batch_size=18, shifts=shifts, masks=masks, base_seed=0
-    )
+    alone = evaluate_corruptions(model, pixels, labels, IDS, GRID)
+    both = OODConditions(SPECS, shifts, base_seed=0, batch_size=18)
+    rows = evaluate_corruptions(model, pixels, labels, IDS, both, masks=masks)
     assert len(rows) == (len(SPECS) + len(shifts)) * len(IDS)
     pd.testing.assert_frame_equal(rows.iloc[: len(alone)], alone)
     tail = rows.iloc[len(alone) :].reset_index(drop=True)
@@ -140,5 +138,7 @@ def test_shifts_follow_the_reference_rows_which_stay_exactly_as_they_were(images
     shifted = shift_images(shifts[1], pixels, labels, masks, IDS)
     direct = inference.predict_logits(model, shifted)
     np.testing.assert_allclose(np.stack(tail["logits"].iloc[6:]), direct.numpy(), atol=1e-5)
-    only_shifts = evaluate_corruptions(model, pixels, labels, IDS, [], shifts=shifts, masks=masks)
+    only_shifts = evaluate_corruptions(
+        model, pixels, labels, IDS, OODConditions(shifts=shifts), masks=masks
+    )
     pd.testing.assert_frame_equal(only_shifts, tail)

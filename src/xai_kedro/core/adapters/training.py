@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -26,20 +26,19 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+# The LoopSettings fields an AdapterConfig names otherwise; every other one has the same name.
+_LOOP_FIELD_IN_CONFIG = {"augment": "augmentation"}
+
+
 def loop_settings(cfg: AdapterConfig) -> LoopSettings:
-    """The loop settings an adapter config implies."""
+    """The loop settings an adapter config implies: each `LoopSettings` field is the config's
+    field of that name, so a new loop setting is declared in the two classes and copied here
+    by itself."""
     return LoopSettings(
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        optimizer=cfg.optimizer,
-        momentum=cfg.momentum,
-        grad_accumulation=cfg.grad_accumulation,
-        lr_schedule=cfg.lr_schedule,
-        warmup_ratio=cfg.warmup_ratio,
-        augment=cfg.augmentation,
+        **{
+            f.name: getattr(cfg, _LOOP_FIELD_IN_CONFIG.get(f.name, f.name))
+            for f in fields(LoopSettings)
+        }
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -56,38 +57,58 @@ class ShiftCache:
         return self._shifted[spec]
 
 
+@dataclass(frozen=True)
+class OODConditions:
+    """What one OOD table evaluates, built once per stage and the same for every adapter and
+    batch: the corruption grid (``specs``, family `reference`), the image-level ``shifts``
+    (backgrounds need the synthetic ``world``), whether the unshifted images come first
+    (``include_clean``, `silver_source`), the seed of every draw and the forward's settings."""
+
+    specs: tuple[CorruptionSpec, ...] = ()
+    shifts: tuple[ShiftSpec, ...] = ()
+    include_clean: bool = False
+    base_seed: int = 0
+    world: SyntheticConfig | None = None
+    input_size: int | None = None
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "specs", tuple(self.specs))
+        object.__setattr__(self, "shifts", tuple(self.shifts))
+
+    @property
+    def rows_per_image(self) -> int:
+        """Rows `evaluate_corruptions` returns per image (one per condition)."""
+        return len(self.specs) + len(self.shifts) + int(self.include_clean)
+
+
 def evaluate_corruptions(
     model: nn.Module,
     images: np.ndarray,
     labels: np.ndarray,
     image_ids: Sequence[str],
-    specs: Sequence[CorruptionSpec],
+    conditions: OODConditions,
     *,
-    input_size: int | None = None,
     device: str = "cpu",
-    batch_size: int = 256,
-    base_seed: int = 0,
-    include_clean: bool = False,
-    shifts: Sequence[ShiftSpec] = (),
     masks: Sequence[np.ndarray | None] | None = None,
-    world: SyntheticConfig | None = None,
     cache: ShiftCache | None = None,
 ) -> pd.DataFrame:
     """`silver_ood` rows (without adapter_id): seeds depend on (image, corruption, severity)
-    only, so every adapter sees the very same corrupted pixels. ``include_clean`` adds the
-    unshifted images first (condition `clean`/`none`), as `silver_source` needs. The reference
-    grid (``specs``, family `reference`) is evaluated exactly as before; each image-level shift
-    of ``shifts`` (`core.robustness.shifts`, needing ``masks`` and ``world`` for backgrounds)
-    follows as its own block of rows; ``cache`` reuses the shifted pixels across adapters."""
+    only, so every adapter sees the very same corrupted pixels. With ``include_clean`` the
+    unshifted images come first (condition `clean`/`none`), as `silver_source` needs. The
+    reference grid is evaluated exactly as before; each image-level shift (`core.robustness.
+    shifts`, needing ``masks`` for backgrounds) follows as its own block of rows; ``cache``
+    reuses the shifted pixels across adapters."""
+    c = conditions
     ids = list(image_ids)
-    kwargs = {"input_size": input_size, "device": device, "batch_size": batch_size}
+    kwargs = {"input_size": c.input_size, "device": device, "batch_size": c.batch_size}
     parts = []
-    if specs or include_clean:
-        parts.append(
-            _reference_rows(model, images, labels, ids, specs, base_seed, include_clean, kwargs)
+    if c.specs or c.include_clean:
+        parts.append(_reference_rows(model, images, labels, ids, c, kwargs))
+    for spec in c.shifts:
+        shifted = shift_images(
+            spec, images, labels, masks, ids, base_seed=c.base_seed, world=c.world
         )
-    for spec in shifts:
-        shifted = shift_images(spec, images, labels, masks, ids, base_seed=base_seed, world=world)
         condition = TransformSpec(spec.shift, spec.severity, spec.value, None)
         rows = evaluate_transforms(model, shifted, labels, [condition], **kwargs)
         rows.insert(0, "image_id", np.asarray(ids, dtype=object))
@@ -103,20 +124,20 @@ def _reference_rows(
     images: np.ndarray,
     labels: np.ndarray,
     ids: list[str],
-    specs: Sequence[CorruptionSpec],
-    base_seed: int,
-    include_clean: bool,
+    conditions: OODConditions,
     kwargs: dict,
 ) -> pd.DataFrame:
     """The corruption grid (family `reference`): one forward per chunk over every condition."""
+    seed = conditions.base_seed
 
     def seeds_for(transform: TransformSpec) -> np.ndarray:
         return np.array(
-            [corruption_seed(i, transform.corruption, transform.severity, base_seed) for i in ids],
+            [corruption_seed(i, transform.corruption, transform.severity, seed) for i in ids],
             dtype=np.int64,
         )
 
-    transforms = ([CLEAN_CONDITION] if include_clean else []) + as_transforms(specs)
+    clean = [CLEAN_CONDITION] if conditions.include_clean else []
+    transforms = clean + as_transforms(conditions.specs)
     rows = evaluate_transforms(model, images, labels, transforms, seeds=seeds_for, **kwargs)
     rows.insert(0, "image_id", np.tile(np.asarray(ids, dtype=object), len(transforms)))
     rows.insert(1, "shift_family", REFERENCE_FAMILY)

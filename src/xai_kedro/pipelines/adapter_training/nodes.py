@@ -22,19 +22,19 @@ logger = logging.getLogger(__name__)
 def train_adapter_zoo(
     bronze_images: DataFrame,
     backbone_manifest: dict[str, Any],
-    zoo: dict[str, Any],
-    training: dict[str, Any],
+    params: dict[str, Any],
     execution: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every zoo member not already trained on the same data; return manifest + curves."""
-    configs = expand_zoo(zoo)
+    """Train every zoo member (``params``: the `adapter_training` block, its `zoo` and where
+    it lives) not already trained on the same data; return manifest + curves."""
+    configs = expand_zoo(params["zoo"])
     training_rows = bronze_images.filter(F.col("split").isin("train", "val"))
     rows = (  # ids and hashes only: the pixels stay with the executors
         training_rows.select("image_id", "label", "split", "content_hash")
         .orderBy("image_id")
         .toPandas()
     )
-    zoo_dir = Path(training["zoo_dir"])
+    zoo_dir = Path(params["training"]["zoo_dir"])
     num_classes = count_classes(bronze_images)
     done = train_cached(
         configs,

@@ -1,32 +1,26 @@
 """The adapter_training pipeline: which node reads and writes which dataset (names shared with the catalog)."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline
+
+from xai_kedro.pipelines import namespaced
 
 from .nodes import plot_training_curves, train_adapter_zoo
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return namespaced(
+        "adapter_training",
         [
-            node(
+            (
                 train_adapter_zoo,
-                inputs=[
+                [
                     "bronze_images",
                     "backbone_manifest",
-                    "params:adapter_training.zoo",
-                    "params:adapter_training.training",
+                    "params:adapter_training",
                     "params:execution",
                 ],
-                outputs=["adapter_zoo", "adapter_training_curves"],
-                name="train_adapter_zoo",
+                ["adapter_zoo", "adapter_training_curves"],
             ),
-            node(
-                plot_training_curves,
-                inputs="adapter_training_curves",
-                outputs="adapter_training_curves_plot",
-                name="plot_training_curves",
-            ),
+            (plot_training_curves, "adapter_training_curves", "adapter_training_curves_plot"),
         ],
-        namespace="adapter_training",
-        prefix_datasets_with_namespace=False,
     )

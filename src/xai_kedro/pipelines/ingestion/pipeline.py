@@ -1,44 +1,37 @@
 """The ingestion pipeline: which node reads and writes which dataset (names shared with the catalog)."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline
+
+from xai_kedro.pipelines import namespaced
 
 from .nodes import embed_images, ingest_images, list_images, prepare_backbone
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return namespaced(
+        "ingestion",
         [
-            node(
-                list_images,
-                inputs=["params:ingestion", "params:backbone"],
-                outputs="raw_image_listing",
-                name="list_images",
-            ),
-            node(
+            (list_images, ["params:ingestion", "params:backbone"], "raw_image_listing"),
+            (
                 ingest_images,
-                inputs=["raw_image_listing", "params:ingestion", "params:backbone"],
-                outputs=["bronze_images", "bronze_quarantine"],
-                name="ingest_images",
+                ["raw_image_listing", "params:ingestion", "params:backbone"],
+                ["bronze_images", "bronze_quarantine"],
             ),
-            node(
+            (
                 prepare_backbone,
-                inputs=["bronze_images", "params:backbone", "params:execution", "params:seed"],
-                outputs="backbone_manifest",
-                name="prepare_backbone",
+                ["bronze_images", "params:backbone", "params:execution", "params:seed"],
+                "backbone_manifest",
             ),
-            node(
+            (
                 embed_images,
-                inputs=[
+                [
                     "bronze_images",
                     "backbone_manifest",
                     "params:ingestion.embedding",
                     "params:ingestion.reuse",
                     "params:execution",
                 ],
-                outputs="bronze_embeddings",
-                name="embed_images",
+                "bronze_embeddings",
             ),
         ],
-        namespace="ingestion",
-        prefix_datasets_with_namespace=False,
     )

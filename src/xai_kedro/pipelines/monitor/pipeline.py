@@ -1,40 +1,30 @@
 """The monitor pipeline: which node reads and writes which dataset (names shared with the catalog)."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline
+
+from xai_kedro.pipelines import folder_steps, namespaced
 
 from .nodes import list_monitor_images, monitor_report, profile_batch
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return namespaced(
+        "monitor",
         [
-            node(
-                list_monitor_images,
-                inputs="params:monitor",
-                outputs="monitor_listing",
-                name="list_monitor_images",
-            ),
-            node(
-                profile_batch,
-                inputs=["monitor_listing", "deployed_model", "params:monitor"],
-                outputs=["monitor_images", "monitor_quarantine"],
-                name="profile_batch",
-            ),
-            node(
+            *folder_steps("monitor", list_monitor_images, profile_batch, "monitor_images"),
+            (
                 monitor_report,
-                inputs=[
+                [
                     "monitor_images",
                     "monitor_quarantine",
                     "deployed_model",
                     "silver_source",
                     "bronze_embeddings",
                     "accuracy_estimation_summary",
+                    "monitor_batch_regressor",
                     "params:monitor",
                 ],
-                outputs=["monitor_estimates", "monitor_drift", "monitor_report", "monitor_plot"],
-                name="monitor_report",
+                ["monitor_estimates", "monitor_drift", "monitor_report", "monitor_plot"],
             ),
         ],
-        namespace="monitor",
-        prefix_datasets_with_namespace=False,
     )

@@ -60,6 +60,8 @@ METHOD_LABELS: dict[str, str] = {
 }
 OVERALL = "all"  # shift name of the pooled row
 LEVELS = ("condition", "corruption", "overall")
+# The levels the estimation summary and the adapter selection report (no per-condition rows).
+SUMMARY_LEVELS = ("corruption", "overall")
 
 ESTIMATION_COLUMNS = (
     "adapter_id",

@@ -4,7 +4,6 @@ bootstrap interval that resamples whole config families."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from xai_kedro.core.meta.adapters.estimation import (
     META_REGRESSOR,
     METHOD_LABELS,
     METHODS,
+    SUMMARY_LEVELS,
     overall_first,
 )
 from xai_kedro.core.meta.adapters.settings import EstimationSettings
@@ -113,7 +113,6 @@ def estimation_summary(
     estimation: pd.DataFrame,
     settings: EstimationSettings | None = None,
     seed: int = 0,
-    levels: Sequence[str] = ("corruption", "overall"),
 ) -> pd.DataFrame:
     """Per (method, shift): MAE, max abs error (points) and Spearman rho with the measured
     accuracy, and MAE minus the meta-regressor's MAE on the same adapters (negative = the
@@ -125,7 +124,7 @@ def estimation_summary(
         ["adapter_id", "family", "method", "shift", "level", "predicted_accuracy"],
         "accuracy_estimation",
     )
-    est = estimation[estimation["level"].isin(levels)]
+    est = estimation[estimation["level"].isin(SUMMARY_LEVELS)]
     meta = est[est["method"] == META_REGRESSOR].set_index(["shift", "adapter_id"])
     rows = [
         _summary_row(method, shift, group, meta, p, seed)

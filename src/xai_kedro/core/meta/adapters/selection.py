@@ -29,6 +29,7 @@ from xai_kedro.core.meta.adapters.estimation import (
     BASELINE_CONSTANT,
     METHOD_LABELS,
     METHODS,
+    SUMMARY_LEVELS,
     overall_first,
 )
 from xai_kedro.core.meta.adapters.ranking import correctness_matrix
@@ -83,11 +84,13 @@ def random_pick_outcome(measured: Any, clean: Any) -> list[float]:
     return [(y.max() - y.mean()) * 100.0, (y.mean() - y[pick(clean)]) * 100.0]
 
 
-def _with_clean_selection(estimation: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame:
-    """The estimation rows of ``levels`` plus the clean-accuracy selection as one more method."""
+def _with_clean_selection(estimation: pd.DataFrame) -> pd.DataFrame:
+    """The estimation rows of the summary levels plus the clean-accuracy selection as one more
+    method."""
     cols = ["adapter_id", "family", "method", "shift", "level", "predicted_accuracy"]
     require_columns(estimation, [*cols, "measured_accuracy", "clean_accuracy"], "estimation")
-    est = estimation[estimation["level"].isin(levels) & (estimation["method"] != BASELINE_CONSTANT)]
+    summary_rows = estimation["level"].isin(SUMMARY_LEVELS)
+    est = estimation[summary_rows & (estimation["method"] != BASELINE_CONSTANT)]
     if est["clean_accuracy"].isna().any():
         raise ValueError("accuracy_estimation has adapters without clean_accuracy")
     truth = est.drop_duplicates(["shift", "adapter_id"]).set_index(["shift", "adapter_id"])
@@ -206,7 +209,6 @@ def adapter_selection(
     estimation: pd.DataFrame,
     settings: EstimationSettings | None = None,
     seed: int = 0,
-    levels: Sequence[str] = ("corruption", "overall"),
     silver_ood: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per (method, shift): the pick, its true OOD accuracy, the oracle and the clean
@@ -217,7 +219,7 @@ def adapter_selection(
     random pick are rows too. With ``silver_ood`` the intervals are two-way (module doc).
     """
     p = settings or EstimationSettings()
-    both = _with_clean_selection(estimation, levels)
+    both = _with_clean_selection(estimation)
     clean = both[both["method"] == CLEAN_SELECTION]
     values = _shift_matrices(silver_ood, clean)
     rows = [
