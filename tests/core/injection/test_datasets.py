@@ -1,4 +1,4 @@
-"""Targeted and control sets: equal sizes, provenance, training split only."""
+"""Targeted, control and baseline_retrained sets: equal sizes, provenance, training split only."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from xai_kedro.core.injection.datasets import (
     check_injection_images,
     image_rows,
     select_failures,
+    training_copies,
     untargeted_control,
 )
 from xai_kedro.core.injection.generator_api import generate
@@ -40,14 +41,19 @@ def both_arms(per_failure: int = 2, match: bool = False) -> pd.DataFrame:
     control = image_rows(
         "a1", "control", "untargeted_augmentation", params, images, CONFIG.class_names
     )
-    return pd.concat([targeted, control], ignore_index=True), pool
+    copies, copy_params = training_copies(len(targeted), pool, 11)
+    retrained = image_rows(
+        "a1", "baseline_retrained", "training_copies", copy_params, copies, CONFIG.class_names
+    )
+    return pd.concat([targeted, control, retrained], ignore_index=True), pool
 
 
 @pytest.mark.parametrize("per_failure", [1, 3])
-def test_the_control_gets_exactly_as_many_images_as_the_targeted_set(per_failure):
+def test_every_arm_gets_exactly_as_many_images_as_the_targeted_set(per_failure):
     frame, pool = both_arms(per_failure)
     counts = frame.groupby("arm").size()
-    assert counts["targeted"] == counts["control"] == 3 * per_failure
+    assert counts["targeted"] == counts["control"] == counts["baseline_retrained"]
+    assert counts["targeted"] == 3 * per_failure
     check_injection_images(frame, set(pool.image_ids), {"v1", "v2", "v3"})
     with pytest.raises(ValueError, match="differ in size"):
         check_injection_images(frame.iloc[:-1], set(pool.image_ids), {"v1", "v2", "v3"})
@@ -72,8 +78,22 @@ def test_rows_carry_pixels_and_provenance_in_the_training_split():
 
 def test_the_control_can_match_the_targeted_class_counts():
     frame, _ = both_arms(match=True)
-    counts = frame.groupby(["arm", "label"]).size().unstack("arm")
+    counts = frame.groupby(["arm", "label"]).size().unstack("arm").fillna(0)
     assert (counts["targeted"] == counts["control"]).all()
+    assert ControlSettings().match_class_counts  # the default: no class re-weighting confound
+
+
+def test_the_baseline_retrained_images_are_unchanged_training_images():
+    """No new data: each copy is its source training image pixel for pixel."""
+    frame, pool = both_arms(per_failure=3)
+    copies = frame[frame["arm"] == "baseline_retrained"]
+    assert (copies["generator"] == "training_copies").all() and copies["motivated_by"].isna().all()
+    sources, _ = pool.fetch(list(copies["source_image_id"]))
+    for row, source in zip(copies.itertuples(index=False), sources, strict=True):
+        pixels = np.frombuffer(row.pixels, np.uint8).reshape(row.height, row.width, 3)
+        np.testing.assert_array_equal(pixels, source)
+    labels = dict(zip(pool.image_ids, pool.labels, strict=True))
+    assert (copies["label"] == copies["source_image_id"].map(labels)).all()
 
 
 def test_images_from_outside_the_training_split_are_refused():

@@ -1,10 +1,12 @@
 """Knowledge injection via XAI: diagnose failures from heatmaps on the validation split,
-generate targeted training images (a generator registry), build an untargeted control of the
-same size, and measure baseline vs targeted vs control with paired, image-clustered intervals.
+generate targeted training images (a generator registry), build an untargeted control and a
+no-new-data arm of the same size, retrain every arm with several seeds, and compare the arms
+with intervals that resample seeds and test images.
 
 Modules: `diagnosis` (failures and per-class failure profiles), `generators` (the registry and
-the built-in generators), `datasets` (targeted and control rows with provenance), `measure`
-(the Gold table `knowledge_injection`), `report` (report section, plot, gallery).
+the built-in generators), `datasets` (each arm's rows with provenance), `refine` (the arms x
+seeds trainings), `measure` (the Gold table `knowledge_injection`), `report` (report section,
+plot, gallery).
 """
 
 from xai_kedro.core.injection.diagnosis import DiagnosisConfig, failure_profiles, find_failures
@@ -18,6 +20,7 @@ from xai_kedro.core.injection.generator_api import (
     register_generator,
 )
 from xai_kedro.core.injection.measure import MeasureSettings, knowledge_injection_table
+from xai_kedro.core.injection.refine import RefineSettings
 
 __all__ = [
     "GENERATORS",
@@ -26,6 +29,7 @@ __all__ = [
     "GenerationRequest",
     "ImagePool",
     "MeasureSettings",
+    "RefineSettings",
     "failure_profiles",
     "find_failures",
     "generate",

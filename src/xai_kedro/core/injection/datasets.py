@@ -1,9 +1,12 @@
-"""The two extra training sets of each refined adapter: targeted and untargeted control.
+"""The three extra training sets of each refined adapter: targeted, control, baseline retrained.
 
 Why a control: more training steps, more images or mere augmentation can help an adapter by
-themselves. The control adds exactly as many images as the targeted set, drawn from the
-training split without looking at the diagnosis and perturbed by ordinary augmentation, so the
-difference *targeted - control* is what the targeting itself buys.
+themselves. Every arm adds exactly as many images (so every arm trains the same number of steps
+on the same schedule) and they differ only in what those images are: `targeted` (generated
+from the diagnosis), `control` (training images drawn without the diagnosis but in the targeted
+set's class mix, perturbed by ordinary augmentation) and `baseline_retrained` (exact copies of
+randomly drawn training images: no new data). *targeted - control* is what the targeting itself
+buys; *control - baseline_retrained* what extra (augmented, re-weighted) images buy at all.
 
 Every image is one row of :data:`INJECTION_IMAGE_COLUMNS`: the pixels (stored size, uint8), a
 content hash, its training split tag, and its provenance (which failure motivated it, which
@@ -27,8 +30,10 @@ from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.data.augment import AugmentConfig, augment_batch
 from xai_kedro.core.injection.generator_api import GeneratedImages, ImagePool, details_json
 
-ARMS = ("targeted", "control")
+ARMS = ("targeted", "control", "baseline_retrained")
 CONTROL_GENERATOR = "untargeted_augmentation"
+#: The baseline_retrained arm's "generator": training images copied as they are.
+COPY_GENERATOR = "training_copies"
 #: Generated ids carry this prefix: Bronze ids are bare hex, so the two can never collide.
 ID_PREFIX = "ki-"
 INJECTION_IMAGE_COLUMNS = [
@@ -44,15 +49,15 @@ class ControlSettings(Settings):
     """Settings of the untargeted control (parameters `knowledge_injection.control`).
 
     augmentation: the perturbation applied to each drawn training image (AugmentConfig keys).
-    match_class_counts: draw per class as many images as the targeted set has (isolates the
-        choice of backgrounds from "more images of the failing classes"); false = uniform draws
-        over the training split (fully untargeted).
+    match_class_counts: draw per class as many images as the targeted set has (the default:
+        targeted - control then isolates the choice of images from "more images of the failing
+        classes", a class re-weighting); false = uniform draws over the training split.
     """
 
     PATH = "knowledge_injection.control"
 
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
-    match_class_counts: bool = False
+    match_class_counts: bool = True
 
     def __post_init__(self) -> None:
         augmentation = AugmentConfig.from_params(self.augmentation, f"{self.PATH}.augmentation")
@@ -200,10 +205,20 @@ def untargeted_control(
     return GeneratedImages(images, pool.labels[drawn].astype(np.int64), None, provenance), params
 
 
+def training_copies(
+    count: int, pool: ImagePool, seed: int
+) -> tuple[GeneratedImages, dict[str, Any]]:
+    """The baseline_retrained arm's images: `count` training images copied unchanged (uniform
+    draws, the training split's own class mix): as many images, so as many steps, as the other
+    arms, and no new data. The control's draw without augmentation or class matching."""
+    identity = ControlSettings(augmentation=AugmentConfig(), match_class_counts=False)
+    return untargeted_control(count, pool, identity, seed)
+
+
 def check_injection_images(
     frame: pd.DataFrame, train_ids: set[str], diagnosed_ids: set[str]
 ) -> None:
-    """Both arms equally large per adapter; every image a training image whose pixels come
+    """Every arm equally large per adapter; every image a training image whose pixels come
     from the training split (or a renderer) and whose motivation is a diagnosed sample."""
     missing = sorted(set(INJECTION_IMAGE_COLUMNS) - set(frame.columns))
     if missing:
@@ -217,9 +232,9 @@ def check_injection_images(
         raise ValueError("generated images belong to the training split only")
     counts = frame.groupby(["adapter_id", "arm"]).size().unstack("arm").reindex(columns=list(ARMS))
     counts = counts.fillna(0).astype(int)
-    unequal = counts[counts["targeted"] != counts["control"]]
+    unequal = counts[counts.ne(counts["targeted"], axis=0).any(axis=1)]
     if len(unequal):
-        raise ValueError(f"targeted and control sets differ in size: {unequal.to_dict('index')}")
+        raise ValueError(f"the arms' image sets differ in size: {unequal.to_dict('index')}")
     for column in ("source_image_id", "background_image_id"):
         used = {i for i in frame[column] if i is not None and not pd.isna(i)}
         if used - train_ids:

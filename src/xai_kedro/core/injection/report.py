@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from xai_kedro.core.injection.measure import ALL_CONDITIONS, OOD_METRIC, POOLED
+from xai_kedro.core.injection.measure import (
+    ALL_CONDITIONS,
+    CONTRASTS,
+    NOT_SEPARATED,
+    OOD_METRIC,
+    POOLED,
+    REPLICATED_ARMS,
+    contrast_name,
+)
 from xai_kedro.core.xai.gallery import heatmap_overlay
 
 METRIC_LABELS = {
@@ -20,11 +28,22 @@ METRIC_LABELS = {
     "deletion_auc": "deletion AUC (lower = faithful)",
     "insertion_auc": "insertion AUC",
 }
-DIFFERENCES = (
-    ("targeted - baseline", "targeted", "diff_vs_baseline"),
-    ("control - baseline", "control", "diff_vs_baseline"),
-    ("targeted - control", "targeted", "diff_vs_control"),
-)
+TARGETED_VS_CONTROL = contrast_name("targeted", "control")
+#: What a separated contrast says: (when better, when worse).
+CONTRAST_WORDS = {
+    TARGETED_VS_CONTROL: (
+        "Targeted data beats the untargeted control",
+        "Targeted data is worse than the untargeted control",
+    ),
+    contrast_name("targeted", "baseline_retrained"): (
+        "Targeted data beats retraining without new data",
+        "Targeted data is worse than retraining without new data",
+    ),
+    contrast_name("control", "baseline_retrained"): (
+        "Untargeted extra images beat retraining without new data",
+        "Untargeted extra images are worse than retraining without new data",
+    ),
+}
 
 
 def _num(value: object, spec: str = ".3f") -> str:
@@ -35,10 +54,10 @@ def _num(value: object, spec: str = ".3f") -> str:
     return "n/a" if not math.isfinite(number) else format(number, spec)
 
 
-def _interval(row: pd.Series, prefix: str) -> str:
+def _interval(row: pd.Series) -> str:
     return (
-        f"{_num(row[prefix], '+.3f')} [{_num(row[prefix + '_low'], '+.3f')}, "
-        f"{_num(row[prefix + '_high'], '+.3f')}]"
+        f"{_num(row['value'], '+.3f')} [{_num(row['ci_low'], '+.3f')}, "
+        f"{_num(row['ci_high'], '+.3f')}]"
     )
 
 
@@ -51,33 +70,45 @@ def _metric_name(metric: str, corruption: object) -> str:
     return name
 
 
-def _arm_row(table: pd.DataFrame, scope: str, metric: str, corruption: object, arm: str):
+def _find(table: pd.DataFrame, scope: str, metric: str, corruption: object, comparison: str):
+    """The table's row of one scope, metric, corruption and arm or contrast (None if absent)."""
     part = table[
-        (table["adapter_id"] == scope) & (table["metric"] == metric) & (table["arm"] == arm)
+        (table["adapter_id"] == scope)
+        & (table["metric"] == metric)
+        & (table["comparison"] == comparison)
     ]
-    if corruption is None:
+    if corruption is None or pd.isna(corruption):
         part = part[part["corruption"].isna()]
     else:
         part = part[part["corruption"] == corruption]
     return part.iloc[0] if len(part) else None
 
 
-def answer_sentence(table: pd.DataFrame, scope: str, metric: str, corruption: object) -> str:
-    """One sentence: does targeted data beat the control on this metric, from the interval."""
-    row = _arm_row(table, scope, metric, corruption, "targeted")
+def answer_sentence(
+    table: pd.DataFrame,
+    scope: str,
+    metric: str,
+    corruption: object,
+    contrast: str = TARGETED_VS_CONTROL,
+) -> str:
+    """One sentence from a contrast's interval: a verdict only when it excludes 0, else "not
+    separated" with the smallest effect the comparison could have detected."""
+    row = _find(table, scope, metric, corruption, contrast)
     name = _metric_name(metric, corruption)
     if row is None:
         return f"{name}: not measured."
-    diff = _interval(row, "diff_vs_control")
-    outcome = row["verdict"]
-    if outcome == "better":
-        return f"**Targeted data beats the untargeted control** on {name}: {diff}."
-    if outcome == "worse":
-        return f"**Targeted data is worse than the untargeted control** on {name}: {diff}."
-    if outcome == "no effect":
+    better, worse = CONTRAST_WORDS.get(contrast, (f"{contrast} > 0", f"{contrast} < 0"))
+    seeds = f"{int(row['n_seeds'])} seeds per arm, seed-to-seed SD {_num(row['seed_sd'])}"
+    diff = f"{_interval(row)} ({seeds})"
+    if row["verdict"] == "better":
+        return f"**{better}** on {name}: {diff}."
+    if row["verdict"] == "worse":
+        return f"**{worse}** on {name}: {diff}."
+    if row["verdict"] == NOT_SEPARATED:
         return (
-            f"**No effect** of targeting on {name}: targeted - control = {diff}, an interval "
-            "that includes 0."
+            f"**Not separated**: {contrast} on {name} = {diff}, an interval that includes 0; "
+            f"smallest detectable effect {_num(row['detectable'])} (80 % power, alpha 0.05, "
+            "2.8 x SE)."
         )
     return f"{name}: no data to compare."
 
@@ -96,24 +127,28 @@ def injection_report(
     ci_alpha: float,
 ) -> str:
     """The markdown report section of the knowledge-injection pipeline."""
-    lines = _intro_lines(images, generator, diagnosis_split, ci_alpha)
+    seeds = int(table["n_seeds"].max()) if len(table) else 0
+    lines = _intro_lines(images, generator, diagnosis_split, ci_alpha, seeds)
     scopes = _scopes(table)
     if not scopes:
         return "\n".join([*lines, "No adapter was refined, so nothing was measured.", ""])
     lines += _answer_lines(table, scopes)
     lines += _profile_lines(profiles)
-    lines += _comparison_lines(table, scopes)
+    lines += _arm_lines(table, scopes)
+    lines += _contrast_lines(table, scopes)
     lines += [
         "",
-        "A verdict compares targeted with control: `better`/`worse` when the interval of their "
-        "difference excludes 0 (for deletion AUC lower is better), `no effect` otherwise.",
+        "A verdict (`better`/`worse`) is given only where the interval of the difference "
+        "excludes 0 (for deletion AUC lower is better), `not separated` otherwise; the smallest "
+        "detectable effect is 2.8 x the difference's standard error (from the interval's width): "
+        "a `not separated` difference is no larger than about that.",
         "",
     ]
     return "\n".join(lines)
 
 
 def _intro_lines(
-    images: pd.DataFrame, generator: str, diagnosis_split: str, ci_alpha: float
+    images: pd.DataFrame, generator: str, diagnosis_split: str, ci_alpha: float, seeds: int
 ) -> list[str]:
     """What was diagnosed, generated and retrained, up to the `## Answer` heading."""
     confidence = f"{100 * (1 - ci_alpha):g} %"
@@ -124,14 +159,18 @@ def _intro_lines(
         "",
         f"Failures of {', '.join(adapters) or 'no adapter'} were diagnosed on the "
         f"`{diagnosis_split}` split (never the test split). The `{generator}` generator made "
-        "targeted training images from them; the untargeted control adds exactly as many "
-        "augmented training images drawn without the diagnosis. Each adapter was retrained "
-        "with the same config and seed on the training split plus either set.",
+        "targeted training images from them. Each adapter was retrained with its zoo config on "
+        "the training split plus one of three equally large sets (so the same number of steps "
+        "on the same schedule): `targeted`; `control`, augmented training images drawn without "
+        "the diagnosis in the targeted set's class mix; `baseline_retrained`, unchanged copies "
+        f"of training images (no new data); each with {seeds} training seeds.",
         "",
-        "Images added per adapter: "
+        "Images added per adapter and arm: "
         + ", ".join(f"{a}: {int(sizes.get(a, 0))}" for a in adapters)
-        + ". Differences are paired on the same test images, with "
-        f"{confidence} image-clustered bootstrap intervals.",
+        + f". Values are means over the {seeds} seeds of the mean over the test images; "
+        f"differences are paired on the same test images, with {confidence} intervals that "
+        "resample both the seeds and the test images (two-way bootstrap). `baseline` is the zoo "
+        "adapter as trained (one run).",
         "",
         "## Answer",
         "",
@@ -142,11 +181,13 @@ def _answer_lines(table: pd.DataFrame, scopes: list[str]) -> list[str]:
     """The headline answer (pooled when there is a pooled row), then one line per adapter."""
     headline = scopes[0]
     where = "over all refined adapters" if headline == POOLED else f"for {headline}"
-    lines = [
-        f"- Clean accuracy ({where}): " + answer_sentence(table, headline, "clean_accuracy", None),
-        f"- OOD accuracy ({where}): "
-        + answer_sentence(table, headline, OOD_METRIC, ALL_CONDITIONS),
-    ]
+    lines = []
+    for contrast in CONTRAST_WORDS:
+        for metric, corruption in (("clean_accuracy", None), (OOD_METRIC, ALL_CONDITIONS)):
+            name = _metric_name(metric, corruption)
+            label = name[0].upper() + name[1:]
+            sentence = answer_sentence(table, headline, metric, corruption, contrast)
+            lines.append(f"- {label} ({where}): {sentence}")
     for scope in scopes[1:] if headline == POOLED else []:
         lines.append(
             f"- {scope}: "
@@ -176,69 +217,91 @@ def _profile_lines(profiles: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _comparison_lines(table: pd.DataFrame, scopes: list[str]) -> list[str]:
-    """The three arms and their paired differences, per scope and metric."""
+def _keys(table: pd.DataFrame) -> list[tuple[str, object]]:
+    keys = table[["metric", "corruption"]].drop_duplicates()
+    return [
+        (k.metric, None if pd.isna(k.corruption) else k.corruption)
+        for k in keys.itertuples(index=False)
+    ]
+
+
+def _arm_lines(table: pd.DataFrame, scopes: list[str]) -> list[str]:
+    """Every arm per scope and metric: mean over seeds, its spread, each seed's value."""
     lines = [
         "",
-        "## Baseline, targeted and control on the test split",
+        "## The arms on the test split",
         "",
-        "| adapter | metric | baseline | targeted | control | targeted - baseline | "
-        "control - baseline | targeted - control | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| adapter | metric | arm | mean | seed SD | per seed | interval |",
+        "|---|---|---|---|---|---|---|",
     ]
-    keys = table[["metric", "corruption"]].drop_duplicates()
     for scope in scopes:
-        for key in keys.itertuples(index=False):
-            corruption = None if pd.isna(key.corruption) else key.corruption
-            arms = {
-                a: _arm_row(table, scope, key.metric, corruption, a)
-                for a in ("baseline", "targeted", "control")
-            }
-            if any(v is None for v in arms.values()):
-                continue
-            lines.append(
-                f"| {scope} | {_metric_name(key.metric, corruption)} | "
-                f"{_num(arms['baseline']['value'])} | {_num(arms['targeted']['value'])} | "
-                f"{_num(arms['control']['value'])} | {_interval(arms['targeted'], 'diff_vs_baseline')} | "
-                f"{_interval(arms['control'], 'diff_vs_baseline')} | "
-                f"{_interval(arms['targeted'], 'diff_vs_control')} | {arms['targeted']['verdict']} |"
-            )
+        for metric, corruption in _keys(table):
+            for arm in ("baseline", *REPLICATED_ARMS):
+                row = _find(table, scope, metric, corruption, arm)
+                if row is None:
+                    continue
+                per_seed = ", ".join(_num(v) for v in row["seed_values"])
+                lines.append(
+                    f"| {scope} | {_metric_name(metric, corruption)} | {arm} | "
+                    f"{_num(row['value'])} | {_num(row['seed_sd'])} | {per_seed} | "
+                    f"[{_num(row['ci_low'])}, {_num(row['ci_high'])}] |"
+                )
+    return lines
+
+
+def _contrast_lines(table: pd.DataFrame, scopes: list[str]) -> list[str]:
+    """The three paired differences per scope and metric, with their verdicts."""
+    lines = [
+        "",
+        "## Differences between the arms",
+        "",
+        "| adapter | metric | difference | mean [interval] | seed SD | smallest detectable "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scope in scopes:
+        for metric, corruption in _keys(table):
+            for contrast in (contrast_name(*c) for c in CONTRASTS):
+                row = _find(table, scope, metric, corruption, contrast)
+                if row is None:
+                    continue
+                lines.append(
+                    f"| {scope} | {_metric_name(metric, corruption)} | {contrast} | "
+                    f"{_interval(row)} | {_num(row['seed_sd'])} | {_num(row['detectable'])} | "
+                    f"{row['verdict']} |"
+                )
     return lines
 
 
 def injection_plot(table: pd.DataFrame) -> Figure:
-    """Per adapter (and pooled): the three paired differences with their intervals, for clean
-    accuracy and OOD accuracy overall and per corruption."""
+    """Per adapter (and pooled): the three paired differences with their two-way intervals, for
+    clean accuracy and OOD accuracy overall and per corruption."""
     scopes = _scopes(table)
     figure = Figure(figsize=(11, 1.0 + 2.8 * max(1, len(scopes))), layout="constrained")
     axes = np.atleast_1d(figure.subplots(max(1, len(scopes)), 1))
-    accuracy = table[table["metric"].isin(["clean_accuracy", OOD_METRIC])]
-    keys = accuracy[["metric", "corruption"]].drop_duplicates()
-    labels = [
-        _metric_name(k.metric, None if pd.isna(k.corruption) else k.corruption)
-        for k in keys.itertuples()
-    ]
-    height = 0.8 / len(DIFFERENCES)
+    keys = [k for k in _keys(table) if k[0] in ("clean_accuracy", OOD_METRIC)]
+    labels = [_metric_name(*k) for k in keys]
+    contrasts = [contrast_name(*c) for c in CONTRASTS]
+    height = 0.8 / len(contrasts)
     for ax, scope in zip(axes, scopes or [None], strict=False):
         if scope is None:
             ax.text(0.5, 0.5, "nothing measured", ha="center", va="center")
             ax.axis("off")
             continue
-        for d, (name, arm, prefix) in enumerate(DIFFERENCES):
-            means, errors = [], [[], []]
-            for key in keys.itertuples(index=False):
-                corruption = None if pd.isna(key.corruption) else key.corruption
-                row = _arm_row(table, scope, key.metric, corruption, arm)
-                mean = float(row[prefix]) if row is not None else float("nan")
-                means.append(mean)
-                errors[0].append(mean - float(row[prefix + "_low"]) if row is not None else 0.0)
-                errors[1].append(float(row[prefix + "_high"]) - mean if row is not None else 0.0)
+        for d, contrast in enumerate(contrasts):
+            rows = [
+                _find(table, scope, metric, corruption, contrast) for metric, corruption in keys
+            ]
+            means = np.array([float(r["value"]) if r is not None else np.nan for r in rows])
+            lows = np.array([float(r["ci_low"]) if r is not None else np.nan for r in rows])
+            highs = np.array([float(r["ci_high"]) if r is not None else np.nan for r in rows])
+            errors = np.nan_to_num(np.abs([means - lows, highs - means]))
             positions = np.arange(len(means)) + (d - 1) * height
-            ax.barh(positions, means, height=height, xerr=np.abs(errors), capsize=2, label=name)
+            ax.barh(positions, means, height=height, xerr=errors, capsize=2, label=contrast)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_yticks(np.arange(len(labels)), labels)
         ax.invert_yaxis()
-        ax.set_title(f"{scope}: paired differences in accuracy (bootstrap intervals)")
+        ax.set_title(f"{scope}: differences in accuracy, mean over seeds (seed x image intervals)")
         ax.set_xlabel("difference")
     axes[0].legend(fontsize="small", loc="lower right")
     return figure

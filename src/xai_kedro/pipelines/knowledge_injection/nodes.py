@@ -4,26 +4,30 @@ and cache, score through the Silver stages, measure; the work is in `core.inject
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from matplotlib.figure import Figure
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from xai_kedro.core.adapters import AdapterConfig, expand_zoo, read_adapter_files
+from xai_kedro.core.adapters import expand_zoo, read_adapter_files
 from xai_kedro.core.adapters.manifest import manifest_tables
 from xai_kedro.core.common.registry import load_plugins
 from xai_kedro.core.data.bronze import centre_crop_arrays, pixels_from_rows
 from xai_kedro.core.data.synthetic import SyntheticConfig
 from xai_kedro.core.injection.datasets import (
     CONTROL_GENERATOR,
+    COPY_GENERATOR,
     INJECTION_IMAGE_COLUMNS,
     ControlSettings,
     check_injection_images,
     image_rows,
     select_failures,
+    training_copies,
     untargeted_control,
 )
 from xai_kedro.core.injection.diagnosis import (
@@ -46,6 +50,7 @@ from xai_kedro.core.injection.measure import (
     knowledge_injection_table,
     with_arms,
 )
+from xai_kedro.core.injection.refine import SEPARATOR, RefineSettings, refined_configs
 from xai_kedro.core.injection.report import (
     class_names_of,
     injection_gallery,
@@ -55,16 +60,30 @@ from xai_kedro.core.injection.report import (
 from xai_kedro.spark.adapter_udfs import eval_crop_of
 from xai_kedro.spark.injection_pool import training_pool
 from xai_kedro.spark.session import get_spark
-from xai_kedro.spark.silver_nodes import compute_silver_xai
+from xai_kedro.spark.silver_nodes import SilverInputs, compute_silver_xai
 from xai_kedro.spark.training_jobs import TRAINING_COLUMNS, train_cached
 from xai_kedro.spark.zoo import count_classes
 
 logger = logging.getLogger(__name__)
 
-#: Refined adapter ids: `<zoo adapter id>__<arm>`.
-ARM_SEPARATOR = "__"
 TRAINING_SCHEMA = "image_id string, label int, split string, height int, width int, pixels binary"
 ROW_KEYS = ["image_id", "label", "split", "content_hash"]
+#: (adapter, arm) training jobs run at once: each trains its seeds as parallel Spark tasks, and
+#: two jobs keep both cores busy when the seeds are odd in number (Spark queues their tasks).
+CONCURRENT_JOBS = 2
+T = TypeVar("T")
+
+
+def silver_inputs_node(fn: Callable[..., T]) -> Callable[..., T]:
+    """The Kedro node of `fn(SilverInputs, *rest)`: its first three datasets, in the order of
+    `spark.silver_nodes.silver_inputs`, reach `fn` as one `SilverInputs`."""
+
+    def node(bronze_images: DataFrame, adapter_zoo: pd.DataFrame, manifest: Any, *rest: Any) -> T:
+        return fn(SilverInputs(bronze_images, adapter_zoo, manifest), *rest)
+
+    node.__name__ = node.__qualname__ = fn.__name__
+    node.__doc__ = fn.__doc__
+    return node
 
 
 def _selected_zoo(adapter_zoo: pd.DataFrame, adapter_ids: list[str]) -> pd.DataFrame:
@@ -83,23 +102,26 @@ def _class_names(rows: DataFrame) -> tuple[str, ...]:
 
 
 def diagnose_failures(
-    bronze_images: DataFrame,
-    adapter_zoo: pd.DataFrame,
-    backbone_manifest: dict[str, Any],
+    silver: SilverInputs,
     xai_params: dict[str, Any],
+    execution: dict[str, Any],
     injection: dict[str, Any],
     source: dict[str, Any],
-    execution: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """XAI rows of the selected adapters on the diagnosis split -> failures and class profiles.
 
     The only Bronze rows this node reads are those of the diagnosis split (checked again in
     core): the test split, on which the refined adapters are measured, never enters."""
     config = DiagnosisConfig.from_params(injection.get("diagnosis"))
-    selected = _selected_zoo(adapter_zoo, list(injection["adapters"]))
+    selected = _selected_zoo(silver.adapter_zoo, list(injection["adapters"]))
+    bronze_images = silver.bronze_images
     diagnosed = bronze_images.filter(F.col("split") == config.split)
     xai = compute_silver_xai(
-        diagnosed, selected, backbone_manifest, {**xai_params, "split": config.split}, execution
+        diagnosed,
+        selected,
+        silver.backbone_manifest,
+        {**xai_params, "split": config.split},
+        execution,
     ).toPandas()
     images = diagnosed.select("image_id", "label", "split", "source_path").toPandas()
     if source.get("kind") == "synthetic":
@@ -123,7 +145,8 @@ def generate_training_images(
     injection: dict[str, Any],
     source: dict[str, Any],
 ) -> pd.DataFrame:
-    """Per selected adapter: its targeted images and an untargeted control of the same size."""
+    """Per selected adapter: its targeted images, an untargeted control in the targeted set's
+    class mix and as many unchanged training images (baseline_retrained), all of one size."""
     settings = injection["generator"]
     load_plugins(settings.get("plugins"), "knowledge_injection.generator.plugins")
     name = str(settings["name"])
@@ -158,54 +181,65 @@ def generate_training_images(
             stable_int(f"{seed}|{adapter_id}|control"),
             targeted["label"].value_counts().to_dict(),
         )
+        copies, copy_params = training_copies(
+            len(targeted), pool, stable_int(f"{seed}|{adapter_id}|baseline_retrained")
+        )
         frames += [
             targeted,
             image_rows(
                 adapter_id, "control", CONTROL_GENERATOR, control_params, control_images, names
             ),
+            image_rows(
+                adapter_id, "baseline_retrained", COPY_GENERATOR, copy_params, copies, names
+            ),
         ]
-        logger.info(
-            "%s: %d targeted and %d control images", adapter_id, len(targeted), len(targeted)
-        )
+        logger.info("%s: %d images per arm (targeted, control, copies)", adapter_id, len(targeted))
     images = pd.concat(frames, ignore_index=True)[INJECTION_IMAGE_COLUMNS]
     check_injection_images(images, set(pool.image_ids), set(injection_failures["image_id"]))
     return images
 
 
 def refine_adapters(
-    bronze_images: DataFrame,
-    knowledge_injection_images: pd.DataFrame,
-    backbone_manifest: dict[str, Any],
+    silver: SilverInputs,
     zoo: dict[str, Any],
-    injection: dict[str, Any],
     execution: dict[str, Any],
+    knowledge_injection_images: pd.DataFrame,
+    injection: dict[str, Any],
 ) -> pd.DataFrame:
-    """Retrain each selected adapter (same config, same seed) on train + targeted and on
-    train + control, through the zoo's Spark fan-out; a rerun on the same data is a cache hit."""
+    """Retrain each selected zoo member (same config) on train + each arm's images, once per
+    seed, through the zoo's Spark fan-out; a rerun on the same data is a cache hit."""
+    settings = RefineSettings.from_params(injection.get("refine"))
+    _selected_zoo(silver.adapter_zoo, sorted(set(knowledge_injection_images["adapter_id"])))
     configs = {cfg.adapter_id: cfg for cfg in expand_zoo(zoo)}
-    zoo_dir = Path(injection["refine"]["zoo_dir"])
-    base_rows = bronze_images.filter(F.col("split").isin("train", "val"))
+    base_rows = silver.bronze_images.filter(F.col("split").isin("train", "val"))
     base_keys = base_rows.select(*ROW_KEYS).toPandas()
-    num_classes = count_classes(bronze_images)
+    num_classes = count_classes(silver.bronze_images)
     spark = get_spark()
-    manifests = []
-    for (adapter_id, arm), extra in knowledge_injection_images.groupby(
-        ["adapter_id", "arm"], sort=True
-    ):
-        cfg = AdapterConfig.from_params(
-            {**configs[adapter_id].to_dict(), "adapter_id": f"{adapter_id}{ARM_SEPARATOR}{arm}"}
-        )
+
+    def train(group: tuple[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+        (adapter_id, arm), extra = group
+        cfgs = refined_configs(configs[adapter_id], arm, settings.seeds)
         typed = extra[TRAINING_COLUMNS].astype(
             {"label": "int32", "height": "int32", "width": "int32"}
         )
         extra_rows = spark.createDataFrame(typed, schema=TRAINING_SCHEMA)
         rows = base_rows.select(*TRAINING_COLUMNS).unionByName(extra_rows)
         keys = pd.concat([base_keys, extra[ROW_KEYS]], ignore_index=True).sort_values("image_id")
-        done = train_cached([cfg], rows, keys, zoo_dir, num_classes, backbone_manifest, execution)
-        manifest, _ = manifest_tables([cfg], done, zoo_dir)
-        manifests.append(
-            manifest.assign(base_adapter_id=adapter_id, arm=arm, n_added_images=len(extra))
+        zoo_dir = Path(settings.zoo_dir) / f"{adapter_id}{SEPARATOR}{arm}"  # its own staging
+        done = train_cached(
+            cfgs, rows, keys, zoo_dir, num_classes, silver.backbone_manifest, execution
         )
+        manifest, _ = manifest_tables(cfgs, done, zoo_dir)
+        return manifest.assign(
+            base_adapter_id=adapter_id,
+            arm=arm,
+            seed=[c.seed for c in cfgs],
+            n_added_images=len(extra),
+        )
+
+    groups = list(knowledge_injection_images.groupby(["adapter_id", "arm"], sort=True))
+    with ThreadPoolExecutor(max_workers=CONCURRENT_JOBS) as pool:
+        manifests = list(pool.map(train, groups))
     return pd.concat(manifests, ignore_index=True)
 
 

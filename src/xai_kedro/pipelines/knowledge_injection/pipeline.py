@@ -11,6 +11,7 @@ from .nodes import (
     knowledge_injection_gallery,
     plot_knowledge_injection,
     refine_adapters,
+    silver_inputs_node,
     write_knowledge_injection_report,
 )
 
@@ -19,15 +20,11 @@ def _diagnose_and_generate() -> list[Node]:
     """Failures of the selected adapters on the validation split, then the images made for them."""
     return [
         node(
-            diagnose_failures,
+            silver_inputs_node(diagnose_failures),
             inputs=[
-                "bronze_images",
-                "adapter_zoo",
-                "backbone_manifest",
-                "params:xai_silver",
+                *silver_inputs("xai_silver"),
                 "params:knowledge_injection",
                 "params:ingestion.source",
-                "params:execution",
             ],
             outputs=["injection_failures", "injection_failure_profile"],
             name="diagnose_failures",
@@ -47,18 +44,15 @@ def _diagnose_and_generate() -> list[Node]:
 
 
 def _refine_and_score() -> list[Node]:
-    """Retrain each selected adapter per arm; the refined adapters go through the very Silver
-    stages (the same nodes) the zoo went through."""
+    """Retrain each selected adapter per arm and seed; the refined adapters go through the very
+    Silver stages (the same nodes) the zoo went through."""
     return [
         node(
-            refine_adapters,
+            silver_inputs_node(refine_adapters),
             inputs=[
-                "bronze_images",
+                *silver_inputs("adapter_training.zoo"),
                 "knowledge_injection_images",
-                "backbone_manifest",
-                "params:adapter_training.zoo",
                 "params:knowledge_injection",
-                "params:execution",
             ],
             outputs="injection_adapter_zoo",
             name="refine_adapters",
