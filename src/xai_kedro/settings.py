@@ -7,10 +7,21 @@ import os
 
 from kedro.config import OmegaConfigLoader
 
-from xai_kedro.integration.hooks import SparkHooks, SparkTableStatsHook, UserErrorHook
+from xai_kedro.integration.hooks import (
+    NotebookConsoleHook,
+    SparkHooks,
+    SparkTableStatsHook,
+    UserErrorHook,
+)
 from xai_kedro.integration.tracking.hook import MlflowTrackingHook, TrackedSessionStore
 
-HOOKS = (SparkHooks(), SparkTableStatsHook(), MlflowTrackingHook(), UserErrorHook())
+HOOKS = (
+    SparkHooks(),
+    SparkTableStatsHook(),
+    MlflowTrackingHook(),
+    UserErrorHook(),
+    NotebookConsoleHook(),
+)
 # Kedro's default store, told the exception a session ends with: a `SystemExit` in a node
 # (which no Kedro hook sees) still ends the MLflow run as FAILED.
 SESSION_STORE_CLASS = TrackedSessionStore

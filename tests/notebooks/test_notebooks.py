@@ -16,7 +16,6 @@ from xai_kedro.core.meta.tables import GOLD_TABLES
 
 NOTEBOOKS = ["01_analysis.ipynb", "02_failure_gallery.ipynb"]
 CELL_TIMEOUT_S = 300
-ANSI = re.compile(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\")
 
 
 def _kernel_name() -> str:
@@ -54,7 +53,11 @@ def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
     return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
 
 
-def _text(notebook: nbformat.NotebookNode) -> str:
+# What a terminal would show but a saved notebook must not: colour codes and JVM start-up lines.
+TERMINAL_NOISE = re.compile(r"\x1b|Using incubator modules|log4j|Setting default log level")
+
+
+def _raw_text(notebook: nbformat.NotebookNode) -> str:
     parts = []
     for output in _outputs(notebook):
         if output.output_type == "stream":
@@ -62,7 +65,15 @@ def _text(notebook: nbformat.NotebookNode) -> str:
         elif output.output_type in ("execute_result", "display_data"):
             data = output.get("data", {})
             parts += [data.get(k, "") for k in ("text/plain", "text/markdown", "text/html")]
-    return ANSI.sub("", "\n".join(parts))
+    return "\n".join(parts)
+
+
+def _text(notebook: nbformat.NotebookNode) -> str:
+    """The outputs' text; fails on terminal colour codes or JVM banners in any output."""
+    raw = _raw_text(notebook)
+    noise = sorted({m.group(0) for m in TERMINAL_NOISE.finditer(raw)})
+    assert not noise, f"terminal output in the notebook: {noise}"
+    return raw
 
 
 def _images(notebook: nbformat.NotebookNode) -> int:
@@ -76,7 +87,8 @@ def test_committed_notebooks_have_no_outputs(name):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     assert code and all(not c.outputs and c.execution_count is None for c in code)
     # The first cell loads Kedro only where `kedro jupyter` has not done it already.
-    assert 'if "catalog" not in globals():\n    %load_ext kedro.ipython' in code[0].source
+    assert 'if "catalog" not in globals():' in code[0].source
+    assert "        %load_ext kedro.ipython" in code[0].source
 
 
 @pytest.fixture(scope="module")

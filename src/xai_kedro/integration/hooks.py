@@ -16,6 +16,8 @@ from kedro.framework.hooks import hook_impl
 
 logger = logging.getLogger(__name__)
 
+# Where the driver JVM's console goes inside a notebook kernel (beside info.log, same folder).
+DRIVER_LOG = "spark-driver.log"
 VIZ_STATS_FILE = Path(".viz") / "stats.json"  # kedro_viz.constants.VIZ_METADATA_ARGS["path"]
 
 
@@ -27,6 +29,7 @@ class SparkHooks:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
+        from xai_kedro.integration.console import in_notebook_kernel
         from xai_kedro.spark.progress import configure_progress
         from xai_kedro.spark.session import configure_spark
 
@@ -34,7 +37,10 @@ class SparkHooks:
             spark_conf = context.config_loader["spark"]
         except MissingConfigException:
             spark_conf = {}
-        configure_spark(spark_conf)
+        # A notebook kernel shows the driver JVM's console (start-up warnings) as cell output:
+        # there it goes to a file beside info.log instead.
+        driver_log = Path(DRIVER_LOG).resolve() if in_notebook_kernel() else None
+        configure_spark(spark_conf, driver_log=driver_log)
         execution = context.params.get("execution") or {}
         configure_progress(execution.get("progress_interval_s"))
         catalog_conf = context.config_loader["catalog"]
@@ -57,6 +63,17 @@ class SparkHooks:
             from xai_kedro.spark.session import get_spark
 
             get_spark()
+
+
+class NotebookConsoleHook:
+    """Inside a notebook kernel: plain log lines and reprs (`console.plain_console`)."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from xai_kedro.integration.console import in_notebook_kernel, plain_console
+
+        if in_notebook_kernel():
+            plain_console()
 
 
 class SparkTableStatsHook:

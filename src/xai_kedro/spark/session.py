@@ -25,10 +25,24 @@ _RUN_DIR_PREFIX = "run-"
 _PRIVATE = 0o700  # shuffle and spill files hold image rows: readable by this user only
 
 
-def configure_spark(spark_conf: dict[str, Any]) -> None:
-    """Remember the settings; nothing starts until `get_spark()` is called."""
+def configure_spark(spark_conf: dict[str, Any], driver_log: Path | None = None) -> None:
+    """Remember the settings; nothing starts until `get_spark()` is called. ``driver_log``:
+    a file for the driver JVM's console output instead of this process's stdout/stderr."""
     global _settings
-    _settings = {"conf": dict(spark_conf or {})}
+    _settings = {"conf": dict(spark_conf or {}), "driver_log": driver_log}
+
+
+def _launch_gateway_logging_to(path: Path, app_name: str, options: dict[str, str]) -> None:
+    """Start the driver JVM with its console in ``path``; the builder then reuses it."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    conf = SparkConf().setAppName(app_name).setAll(list(options.items()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as log:
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})
+    SparkContext._ensure_initialized(gateway=gateway, conf=conf)
+    logger.info("The Spark driver JVM's console output goes to %s", path)
 
 
 def _builder_options(conf: dict[str, Any]) -> dict[str, str]:
@@ -76,6 +90,8 @@ def get_spark() -> SparkSession:
             os.environ["SPARK_LOCAL_DIRS"] = options.pop(LOCAL_DIR)
         elif LOCAL_DIR in options:
             os.environ.setdefault("SPARK_LOCAL_DIRS", options.pop(LOCAL_DIR))
+        if _settings.get("driver_log") is not None:
+            _launch_gateway_logging_to(Path(_settings["driver_log"]), app_name, options)
         builder = SparkSession.builder.appName(app_name)
         for key, value in options.items():
             builder = builder.config(key, value)
