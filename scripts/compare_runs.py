@@ -50,7 +50,14 @@ OPTIONAL_TABLES = {
 }
 GOLD_DIR = "04_gold"
 TEXT_FILES = ("08_reporting/summary_report.md",)
-TIMING_COLUMNS = ("duration_s", "saved_at_unix", "seconds_per_image", "time_per_image_s")
+TIMING_COLUMNS = (
+    "duration_s",
+    "saved_at_unix",
+    "seconds_per_image",
+    "time_per_image_s",
+    "backbone_training_seconds",
+    "adapter_training_seconds",
+)
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
+from tests.core.xai.learned_artifacts import learned_settings
 from xai_kedro.core.models.classifier import ViTClassifier, role_module
 from xai_kedro.core.xai import references
 from xai_kedro.core.xai.attention import last_layer_cls_attention, rollout_matrix
@@ -123,7 +124,7 @@ def test_one_layer_rollout_is_the_hand_formula(pixels):
 @pytest.mark.parametrize("name", sorted(EXPLAINERS))
 def test_explainers_return_model_logits_and_leave_no_hooks(name, pixels):
     model = tiny_model(registers=1)
-    explainer = get_explainer(name)
+    explainer = get_explainer(name, **learned_settings(name))
     with torch.inference_mode():
         logits, heat = explainer(model, model.embed(pixels))
         expected = model(pixels)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from tests.core.tiny import needs_cuda, tiny_backbone
+from tests.core.xai.learned_artifacts import learned_settings
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.xai.explainers import (
     EXPLAINERS,
@@ -325,7 +326,7 @@ def test_every_explainer_batched_equals_one_image_at_a_time(name, registers, pix
     """Registers never appear in the heatmap, and a chunk's result does not depend on its
     company."""
     model = tiny_model(registers)
-    explainer = get_explainer(name, **QUICK.get(name, {}))
+    explainer = get_explainer(name, **QUICK.get(name, {}), **learned_settings(name))
     with torch.inference_mode():
         tokens = model.embed(pixels)
         logits, heat = explainer(model, tokens)
@@ -350,7 +351,7 @@ def _close_to_fp32(bf16: torch.Tensor, fp32: torch.Tensor) -> None:
 def test_explainers_run_under_bf16_autocast_on_cpu(name, pixels):
     """The dtype plumbing of the GPU path (bf16 activations, gradients and logits), on the CPU."""
     model = tiny_model(registers=1)
-    explainer = get_explainer(name, **QUICK.get(name, {}))
+    explainer = get_explainer(name, **QUICK.get(name, {}), **learned_settings(name))
     with torch.inference_mode():
         tokens = model.embed(pixels)
         _, fp32 = explainer(model, tokens)
@@ -365,7 +366,7 @@ def test_explainers_run_under_bf16_autocast_on_cpu(name, pixels):
 def test_cuda_bf16_heatmaps_follow_the_cpu(name, pixels):
     """Under bf16 autocast on the GPU every explainer runs and stays near the CPU's fp32 map."""
     model = tiny_model(registers=1)
-    explainer = get_explainer(name, **QUICK.get(name, {}))
+    explainer = get_explainer(name, **QUICK.get(name, {}), **learned_settings(name))
     with torch.inference_mode():
         _, cpu = explainer(model, model.embed(pixels))
         gpu_model = copy.deepcopy(model).cuda()

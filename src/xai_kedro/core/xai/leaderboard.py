@@ -4,7 +4,9 @@ Each chunk of images is embedded once; every configured explainer then explains 
 clean forward included), and its heatmap is scored with the XAI stage's own deletion and
 insertion curves (`curves`, so an explainer's numbers equal `silver_xai`'s for the same
 settings) and with Fidelity+/- against sparsity (`fidelity`). The object share is added where
-an image has a ground-truth mask. `core.meta.faithfulness` aggregates the rows into the Gold
+an image has a ground-truth mask. An amortised explainer (`tve`, `dax`) is trained or loaded
+before its timing starts; its training seconds (per backbone, per adapter) are their own
+columns, so the Gold table can amortise them over any number of images and adapters. `core.meta.faithfulness` aggregates the rows into the Gold
 table `explainer_faithfulness`.
 """
 
@@ -31,6 +33,7 @@ from xai_kedro.core.models.inference import (
     iter_batches,
     resolve_input_size,
 )
+from xai_kedro.core.xai.amortised import training_cost
 from xai_kedro.core.xai.columns import EXPLAINER_KEY, TARGET_COLUMN
 from xai_kedro.core.xai.curves import ExplainedChunk, _ChunkScorer, _curves, _target_logprob
 from xai_kedro.core.xai.explainers import Explainer, configured_explainers
@@ -63,7 +66,19 @@ EXPLAINER_SCORES: tuple[Column, ...] = (
     Column(
         "seconds_per_image",
         "double",
-        "explainer time per image, its clean forward included",
+        "explainer time per image, its clean forward included (its training excluded)",
+        "payload",
+    ),
+    Column(
+        "backbone_training_seconds",
+        "double",
+        "the explainer's training once per backbone, shared by every adapter (TVE; else 0)",
+        "payload",
+    ),
+    Column(
+        "adapter_training_seconds",
+        "double",
+        "the explainer's training for this adapter (DAX; else 0)",
         "payload",
     ),
 )
@@ -82,6 +97,11 @@ class LeaderboardConfig(Settings):
     adapters: adapter ids to score (None = every adapter of the zoo).
     max_adapters: at most this many of them, the first by adapter id (None = no limit).
     n_boot, alpha, seed: the bootstrap intervals of the Gold table.
+    reference: an explainer every other is compared with, paired per image (the Gold table's
+        `<score>_gap` columns, e.g. how far TVE's transfer falls behind occlusion per adapter);
+        None, or an explainer not compared = no comparison (NaN gaps).
+    amortise_images: the images each adapter explains, over which the Gold table spreads an
+        explainer's training (its cost per (image, adapter)); None = the images scored.
     """
 
     PATH = "xai_silver.leaderboard"
@@ -96,9 +116,15 @@ class LeaderboardConfig(Settings):
     n_boot: int = 1000
     alpha: float = 0.05
     seed: int = 0
+    reference: str | None = None
+    amortise_images: int | None = None
 
     def __post_init__(self) -> None:
         configured_explainers(self.explainers)  # unknown names or settings fail here
+        if self.amortise_images is not None and self.amortise_images < 1:
+            raise ValueError(
+                f"leaderboard.amortise_images must be >= 1 or null, got {self.amortise_images}"
+            )
         object.__setattr__(self, "sparsities", check_sparsities(self.sparsities))
         if self.images_per_adapter is not None and self.images_per_adapter < 1:
             raise ValueError(
@@ -166,6 +192,7 @@ def _score_chunk(
         with autocast_for(device):
             tokens = model.embed(pixel_values)
         for name, explainer in explainers.items():
+            cost = training_cost(explainer, model)  # trains or loads it, outside the timing
             _synchronise(device)
             start = time.perf_counter()
             with autocast_for(device):
@@ -193,6 +220,8 @@ def _score_chunk(
                             heatmap, masks, size // model.patch_size
                         ),
                         "seconds_per_image": seconds / host.shape[0],
+                        "backbone_training_seconds": cost.per_backbone,
+                        "adapter_training_seconds": cost.per_adapter,
                         "_row": np.arange(host.shape[0]),
                     }
                 )

@@ -80,6 +80,11 @@ def build_explainer_faithfulness(
     """Gold `explainer_faithfulness` (means with bootstrap intervals, ranks) and its figure."""
     board = leaderboard_config(params)
     table = explainer_faithfulness(
-        silver_explainer_scores.toPandas(), n_boot=board.n_boot, alpha=board.alpha, seed=board.seed
+        silver_explainer_scores.toPandas(),
+        n_boot=board.n_boot,
+        alpha=board.alpha,
+        seed=board.seed,
+        reference=board.reference,
+        amortise_images=board.amortise_images,
     )
     return table, faithfulness_plot(table)

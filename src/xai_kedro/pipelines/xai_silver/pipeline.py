@@ -1,7 +1,8 @@
 """The xai_silver pipeline: which node reads and writes which dataset (names shared with the catalog)."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline
 
+from xai_kedro.pipelines import namespaced
 from xai_kedro.spark.silver_nodes import (
     compute_explainer_profiles,
     compute_explainer_scores,
@@ -9,49 +10,48 @@ from xai_kedro.spark.silver_nodes import (
     silver_inputs,
 )
 
+from .learned import pretrain_tve, with_learned_explainers
 from .nodes import build_explainer_faithfulness, failure_gallery
+
+# The Silver nodes that run explainers also read the amortised explainers' artifacts.
+LEARNED_INPUTS = [*silver_inputs("xai_silver"), "learned_explainers"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return namespaced(
+        "xai_silver",
         [
-            node(
-                compute_silver_xai,
-                inputs=silver_inputs("xai_silver"),
-                outputs="silver_xai",
-                name="compute_silver_xai",
+            (
+                pretrain_tve,
+                ["bronze_images", "backbone_manifest", "params:xai_silver", "params:execution"],
+                "learned_explainers",
             ),
-            node(
-                compute_explainer_profiles,
-                inputs=silver_inputs("xai_silver"),
-                outputs="silver_xai_explainers",
-                name="compute_explainer_profiles",
+            (with_learned_explainers(compute_silver_xai), LEARNED_INPUTS, "silver_xai"),
+            (
+                with_learned_explainers(compute_explainer_profiles),
+                LEARNED_INPUTS,
+                "silver_xai_explainers",
             ),
-            node(
+            (
                 failure_gallery,
-                inputs=[
+                [
                     "silver_xai",
                     "bronze_images",
                     "adapter_zoo",
                     "params:xai_silver.gallery",
                     "params:xai_silver.engine",
                 ],
-                outputs="failure_gallery",
-                name="failure_gallery",
+                "failure_gallery",
             ),
-            node(
-                compute_explainer_scores,
-                inputs=silver_inputs("xai_silver"),
-                outputs="silver_explainer_scores",
-                name="compute_explainer_scores",
+            (
+                with_learned_explainers(compute_explainer_scores),
+                LEARNED_INPUTS,
+                "silver_explainer_scores",
             ),
-            node(
+            (
                 build_explainer_faithfulness,
-                inputs=["silver_explainer_scores", "params:xai_silver"],
-                outputs=["explainer_faithfulness", "explainer_faithfulness_plot"],
-                name="build_explainer_faithfulness",
+                ["silver_explainer_scores", "params:xai_silver"],
+                ["explainer_faithfulness", "explainer_faithfulness_plot"],
             ),
         ],
-        namespace="xai_silver",
-        prefix_datasets_with_namespace=False,
     )

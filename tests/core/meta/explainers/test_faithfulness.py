@@ -156,3 +156,47 @@ def test_the_summary_report_carries_the_section():
     text = summary_report({"explainer_faithfulness": explainer_faithfulness(make_scores(), 50)})
     assert "## Explainer faithfulness" in text
     assert "Most faithful on this model: **gradient_attention**" in text
+
+
+def test_amortised_costs_and_paired_gaps_to_the_reference():
+    """Training seconds spread over the images (and, per backbone, the adapters); each score's
+    gap to the reference is the paired mean difference, with an interval around it."""
+    scores = make_scores({"tve": 0.6, "occlusion": 1.0, "dax": 0.8}, n_images=20)
+    scores["backbone_training_seconds"] = np.where(scores["explainer"] == "tve", 14.0, 0.0)
+    scores["adapter_training_seconds"] = np.where(scores["explainer"] == "dax", 2.0, 0.0)
+    table = explainer_faithfulness(scores, n_boot=200, reference="occlusion")
+    row = table.set_index(["explainer", "adapter_id"])
+    tve, dax = row.loc[("tve", POOLED)], row.loc[("dax", "a1")]
+    assert tve["seconds_per_image_7_adapters"] == pytest.approx(
+        tve["seconds_per_image"] + 14.0 / (7 * 20)
+    )
+    assert tve["seconds_per_image_48_adapters"] == pytest.approx(
+        tve["seconds_per_image"] + 14.0 / (48 * 20)
+    )
+    assert dax["seconds_per_image_7_adapters"] == pytest.approx(dax["seconds_per_image"] + 0.1)
+    assert dax["seconds_per_image_48_adapters"] == dax["seconds_per_image_7_adapters"]
+    occ = row.loc[("occlusion", "a1")]
+    assert occ["seconds_per_image_48_adapters"] == pytest.approx(occ["seconds_per_image"])
+    assert (row.xs("occlusion")["deletion_auc_gap"] == 0).all()
+    on_a1 = scores[scores["adapter_id"] == "a1"].pivot(
+        index="image_id", columns="explainer", values="insertion_auc"
+    )
+    gap = row.loc[("tve", "a1")]
+    assert gap["insertion_auc_gap"] == pytest.approx((on_a1["tve"] - on_a1["occlusion"]).mean())
+    assert (
+        gap["insertion_auc_gap_ci_low"]
+        < gap["insertion_auc_gap"]
+        < gap["insertion_auc_gap_ci_high"]
+        < 0
+    )
+    lines = faithfulness_section(table)
+    text = "\n".join(lines)
+    assert "ms at 7 adapters" in text and "### tve transferred to each adapter" in text
+    assert sum(line.startswith(("| a1 ", "| a2 ")) for line in lines) == 2  # a row per adapter
+
+
+def test_without_a_reference_the_gaps_are_empty_and_no_training_costs_nothing():
+    table = explainer_faithfulness(make_scores(), n_boot=50)
+    assert table["deletion_auc_gap"].isna().all()
+    assert (table["seconds_per_image_48_adapters"] == table["seconds_per_image"]).all()
+    assert "transferred" not in "\n".join(faithfulness_section(table))

@@ -9,7 +9,10 @@ insertion higher, Fidelity+ higher, Fidelity- lower): each explainer's rank on e
 which the explainer has the best mean rank, i.e. how settled "most faithful" is, and
 `rank_gap_ci_low/high` the interval of its mean rank minus the first's on the same resamples:
 the report names a most faithful explainer only when every other's interval is above 0. The object
-share (ground-truth masks) and the time per image are reported, not ranked.
+share (ground-truth masks) and the time per image are reported, not ranked. Amortised explainers
+(TVE, DAX) add their training seconds and every row its cost per (image, adapter) at 7 and 48
+adapters; with a reference explainer, each score's paired gap to it per adapter, with intervals
+(how faithful TVE's transfer stays on LoRA/DoRA adapters against the exact linear probe).
 
 Published reference: on ImageNet ViT-B, Chefer et al. (2021) rank gradient-weighted attention
 above rollout above raw attention in perturbation tests; the report compares this model's order.
@@ -38,9 +41,14 @@ RANKED_SCORES = {
 }
 REPORTED_SCORES = ("object_attention_share", "seconds_per_image")
 SCORES = (*RANKED_SCORES, *REPORTED_SCORES)
+# Training seconds of amortised explainers (`tve` per backbone, `dax` per adapter), 0 otherwise;
+# optional in the input (scores written before they existed count as no training).
+TRAINING = ("backbone_training_seconds", "adapter_training_seconds")
+# The zoo sizes the cost per (image, adapter) is stated at: this base zoo and the zoo env's.
+COST_ADAPTERS = (7, 48)
 PUBLISHED_RANKING = ("gradient_attention", "rollout", "attention")
 # Explainers built from the same token-drop queries the scores use: the scores favour them.
-QUERY_BASED = ("rise", "occlusion", "learned_mask")
+QUERY_BASED = ("rise", "occlusion", "learned_mask", "dax")
 SCORE_LABELS = {
     "deletion_auc": "deletion AUC (lower better)",
     "insertion_auc": "insertion AUC (higher better)",
@@ -51,7 +59,13 @@ SCORE_LABELS = {
 }
 
 
+def cost_column(adapters: int) -> str:
+    """The Gold column of the cost per (image, adapter) at a zoo of `adapters` adapters."""
+    return f"seconds_per_image_{adapters}_adapters"
+
+
 def _check_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    scores = scores.assign(**{c: 0.0 for c in TRAINING if c not in scores.columns})
     needed = ["image_id", *KEYS, *SCORES]
     missing = [c for c in needed if c not in scores.columns]
     if missing:
@@ -87,7 +101,52 @@ def _summarise(group: pd.DataFrame, n_boot: int, alpha: float, seed: int, cluste
     row: dict = {"n_images": int(group["image_id"].nunique())}
     for i, (name, mean) in enumerate(zip(SCORES, _nanmeans(*arrays), strict=True)):
         row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = mean, low[i], high[i]
+    for name in TRAINING:  # one value per (adapter, explainer); pooled: the mean over adapters
+        row[name] = float(group.groupby("adapter_id")[name].mean().mean())
     return row
+
+
+def _amortised_costs(table: pd.DataFrame, amortise_images: int | None) -> pd.DataFrame:
+    """seconds per image + adapter training / images + backbone training / (A x images), for
+    A in COST_ADAPTERS; images: those each adapter explains (default: the images scored)."""
+    images = table["n_images"] if amortise_images is None else amortise_images
+    per_adapter = table["seconds_per_image"] + table["adapter_training_seconds"] / images
+    costs = {
+        cost_column(a): per_adapter + table["backbone_training_seconds"] / (a * images)
+        for a in COST_ADAPTERS
+    }
+    return table.assign(amortised_over_images=images, **costs)
+
+
+def _paired_gaps(
+    scores: pd.DataFrame, reference: str, n_boot: int, alpha: float, seed: int
+) -> pd.DataFrame:
+    """Per (explainer, adapter) and pooled: each ranked score minus the `reference` explainer's
+    on the same (image, adapter), mean and bootstrap interval over images (pooled: clustered)."""
+    wide = scores.pivot_table(
+        index=["adapter_id", "image_id"], columns="explainer", values=list(RANKED_SCORES)
+    )
+    rows = []
+    for explainer in sorted(scores["explainer"].unique()):
+        gaps = pd.DataFrame(
+            {s: wide[s][explainer] - wide[s][reference] for s in RANKED_SCORES}
+        ).reset_index()
+        parts = [(a, g, False) for a, g in gaps.groupby("adapter_id", sort=True)]
+        for adapter, group, clustered in [*parts, (POOLED, gaps, True)]:
+            arrays = [group[s].to_numpy(dtype=float) for s in RANKED_SCORES]
+            groups = group["image_id"].to_numpy() if clustered else None
+            low, high = bootstrap_ci(
+                _nanmeans, *arrays, n_boot=n_boot, alpha=alpha, seed=seed, groups=groups
+            )
+            row = {"explainer": explainer, "adapter_id": adapter}
+            for i, (s, mean) in enumerate(zip(RANKED_SCORES, _nanmeans(*arrays), strict=True)):
+                row[f"{s}_gap"], row[f"{s}_gap_ci_low"], row[f"{s}_gap_ci_high"] = (
+                    mean,
+                    low[i],
+                    high[i],
+                )
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _mean_ranks(means: np.ndarray) -> np.ndarray:
@@ -138,9 +197,20 @@ def _rank_gap_intervals(
 
 
 def explainer_faithfulness(
-    scores: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+    scores: pd.DataFrame,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    reference: str | None = None,
+    amortise_images: int | None = None,
 ) -> pd.DataFrame:
-    """Gold `explainer_faithfulness`: one row per (explainer, adapter_id) plus pooled rows."""
+    """Gold `explainer_faithfulness`: one row per (explainer, adapter_id) plus pooled rows.
+
+    Besides the scores: the training seconds and the cost per (image, adapter) at each zoo size
+    of COST_ADAPTERS (`_amortised_costs`); with `reference` (an explainer in the scores), each
+    ranked score's paired gap to it with its interval (`<score>_gap*`, NaN without one), e.g.
+    how far TVE's transferred explanation falls behind occlusion on the probe and on LoRA
+    adapters."""
     scores = _check_scores(scores)
     if scores.empty:
         raise ValueError("no explainer scores: the leaderboard scored no image")
@@ -170,9 +240,27 @@ def explainer_faithfulness(
     for name, values in columns.items():
         per = table["explainer"].map(dict(zip(explainers, values, strict=True)))
         table[name] = np.where(pooled_rows, per, np.nan)
-    table = table.assign(_pooled=pooled_rows.astype(int))
+    table = _amortised_costs(table, amortise_images)
+    table = _with_gaps(table, scores, reference, n_boot, alpha, seed)
+    table = table.assign(_pooled=(table["adapter_id"] == POOLED).astype(int))
     table = table.sort_values(["_pooled", "adapter_id", "rank", "explainer"])
     return table.drop(columns="_pooled").reset_index(drop=True)
+
+
+def _with_gaps(
+    table: pd.DataFrame,
+    scores: pd.DataFrame,
+    reference: str | None,
+    n_boot: int,
+    alpha: float,
+    seed: int,
+) -> pd.DataFrame:
+    """The table with the paired-gap columns (NaN when no reference explainer was scored)."""
+    if reference is not None and reference in set(scores["explainer"]):
+        gaps = _paired_gaps(scores, reference, n_boot, alpha, seed)
+        return table.merge(gaps, on=KEYS, how="left", validate="one_to_one")
+    columns = [f"{s}_gap{x}" for s in RANKED_SCORES for x in ("", "_ci_low", "_ci_high")]
+    return table.assign(**{c: np.nan for c in columns})
 
 
 def published_agreement(order: Sequence[str]) -> tuple[list[str], int, int]:
@@ -247,20 +335,69 @@ def faithfulness_section(table: pd.DataFrame) -> list[str]:
             f"rollout > attention. Here: {' > '.join(present)}, which {verdict} it "
             f"({agree} of {pairs} pairs in the published order)."
         )
-    lines += [
-        "",
-        "| explainer | deletion | insertion | Fidelity+ | Fidelity- | object share | ms/image |",
-        "|---|---|---|---|---|---|---|",
+    lines += ["", *_score_table(pooled), ""]
+    lines.append(
+        "Means over test images with 95% bootstrap intervals (whole images resampled). "
+        "ms/image: the explanation alone; at 7 and 48 adapters: per (image, adapter) with the "
+        "training of amortised explainers spread over the images each adapter explains "
+        f"({_amortised_images(pooled)}) and, when trained once per backbone, over the adapters."
+    )
+    return [*lines, *transfer_section(table)]
+
+
+def _amortised_images(pooled: pd.DataFrame) -> str:
+    values = sorted(set(pd.to_numeric(pooled.get("amortised_over_images", pd.Series())).dropna()))
+    return ", ".join(f"{v:g}" for v in values) or "the images scored"
+
+
+def _score_table(pooled: pd.DataFrame) -> list[str]:
+    at = [a for a in COST_ADAPTERS if cost_column(a) in pooled.columns]
+    head = "| explainer | deletion | insertion | Fidelity+ | Fidelity- | object share | ms/image |"
+    lines = [
+        head + "".join(f" ms at {a} adapters |" for a in at),
+        "|---" * (7 + len(at)) + "|",
     ]
     for _, r in pooled.iterrows():
         cells = [
             f"{fmt(r[s])} [{fmt(r[f'{s}_ci_low'])}, {fmt(r[f'{s}_ci_high'])}]"
             for s in (*RANKED_SCORES, "object_attention_share")
         ]
-        ms = fmt(1000 * r["seconds_per_image"], ".2f")
-        lines.append(f"| {r['explainer']} | " + " | ".join(cells) + f" | {ms} |")
-    lines.append("")
-    lines.append("Means over test images with 95% bootstrap intervals (whole images resampled).")
+        cells += [fmt(1000 * r[c], ".2f") for c in ("seconds_per_image", *map(cost_column, at))]
+        lines.append(f"| {r['explainer']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def transfer_section(table: pd.DataFrame, explainer: str = "tve") -> list[str]:
+    """Markdown lines: the transferred explainer on each adapter, against the reference.
+
+    The transfer is exact for an adapter whose encoder is the frozen backbone (the linear probe)
+    and approximate for LoRA/DoRA adapters: the per-adapter gaps to the reference explainer
+    (paired per image) with their intervals show how much faithfulness the transfer keeps."""
+    rows = table[(table["explainer"] == explainer) & (table["adapter_id"] != POOLED)]
+    if (
+        rows.empty
+        or "deletion_auc_gap" not in rows.columns
+        or rows["deletion_auc_gap"].isna().all()
+    ):
+        return []
+    lines = [
+        "",
+        f"### {explainer} transferred to each adapter (gap to the reference explainer, "
+        "paired per image)",
+        "",
+        "| adapter | " + " | ".join(SCORE_LABELS[s] for s in RANKED_SCORES) + " | rank here |",
+        "|---" * (len(RANKED_SCORES) + 2) + "|",
+    ]
+    for _, r in rows.sort_values("adapter_id").iterrows():
+        cells = [
+            f"{fmt(r[f'{s}_gap'])} [{fmt(r[f'{s}_gap_ci_low'])}, {fmt(r[f'{s}_gap_ci_high'])}]"
+            for s in RANKED_SCORES
+        ]
+        lines.append(f"| {r['adapter_id']} | " + " | ".join(cells) + f" | {int(r['rank'])} |")
+    lines.append(
+        "A gap interval that excludes 0 separates the transferred explanation from the "
+        "reference on that adapter; the linear probe is where the transfer is exact."
+    )
     return lines
 
 
