@@ -16,7 +16,7 @@ from xai_kedro.core.injection.measure import (
 )
 from xai_kedro.core.injection.report import answer_sentence, injection_plot, injection_report
 from xai_kedro.core.meta.report.formatting import detectable_effect
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci
+from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_ci
 
 N_IMAGES = 60
 SEEDS = (0, 1, 2)
@@ -88,7 +88,7 @@ def test_without_seed_spread_it_is_the_image_bootstrap():
     rng = np.random.default_rng(3)
     a, b = rng.random(80), rng.random(80)
     values = np.stack([np.tile(a, (3, 1)), np.tile(b, (3, 1))])
-    reps = seed_image_replicates(values, 300, 7)
+    reps = seed_image_replicates(values, Resampling(300, seed=7))
     low, high = np.percentile(reps[:, 0] - reps[:, 1], [2.5, 97.5])
     expected = bootstrap_ci(np.mean, a - b, n_boot=300, alpha=0.05, seed=7)
     assert (low, high) == pytest.approx(expected, abs=1e-12)
@@ -127,7 +127,7 @@ def _coverage(seed_sd: float, image_only: bool) -> float:
         )
         if image_only:  # the seeds' mean as if it were one run: seed variance ignored
             values = values.mean(axis=1, keepdims=True)
-        reps = seed_image_replicates(values, 400, repeat)
+        reps = seed_image_replicates(values, Resampling(400, seed=repeat))
         low, high = np.percentile(reps[:, 0] - reps[:, 1], [2.5, 97.5])
         covered += low <= 0.1 <= high
     return covered / 200
@@ -142,9 +142,9 @@ def test_the_two_way_interval_covers_the_truth_at_about_the_nominal_rate():
 
 def test_replicates_reject_missing_values_and_bad_shapes():
     with pytest.raises(ValueError, match="finite"):
-        seed_image_replicates(np.full((1, 2, 3), np.nan), 10, 0)
+        seed_image_replicates(np.full((1, 2, 3), np.nan), Resampling(10))
     with pytest.raises(ValueError, match="series, seeds, images"):
-        seed_image_replicates(np.ones((2, 3)), 10, 0)
+        seed_image_replicates(np.ones((2, 3)), Resampling(10))
 
 
 # ------------------------------------------------------------------ the table

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from xai_kedro.core.meta import gold
 from xai_kedro.core.meta.prediction.comparison import SEED_COLUMNS
 from xai_kedro.core.meta.report import plots
+from xai_kedro.core.meta.stats.bootstrap import Resampling
 
 TEN = (
     "correlations",
@@ -236,7 +237,7 @@ def test_correlations_table_matches_stats(silver: tuple[pd.DataFrame, ...]) -> N
     from xai_kedro.core.meta.prediction.features import build_meta_dataset
 
     meta = build_meta_dataset(silver[0], silver[1])
-    corr = gold.correlations(meta, {"xai": ["attn_entropy", "gini"]}, n_boot=50, seed=0)
+    corr = gold.correlations(meta, {"xai": ["attn_entropy", "gini"]}, Resampling(50, seed=0))
     r = np.corrcoef(meta.attn_entropy, meta.is_correct.astype(float))[0, 1]
     row = corr.set_index("feature").loc["attn_entropy"]
     assert row["pearson_r"] == pytest.approx(r)

@@ -13,6 +13,7 @@ from tests.core.tiny import fp32_on_cuda, needs_cuda, tiny_backbone
 from xai_kedro.core.models import inference
 from xai_kedro.core.models.classifier import ViTClassifier
 from xai_kedro.core.models.inference import OOD_COLUMNS
+from xai_kedro.core.robustness import ood
 from xai_kedro.core.robustness.ood import OODConditions, evaluate_corruptions
 from xai_kedro.core.robustness.presets import build_specs
 from xai_kedro.core.robustness.shifts import build_shift_specs, shift_images
@@ -142,3 +143,53 @@ def test_shifts_follow_the_reference_rows_which_stay_exactly_as_they_were(images
         model, pixels, labels, IDS, OODConditions(shifts=shifts), masks=masks
     )
     pd.testing.assert_frame_equal(only_shifts, tail)
+
+
+def test_the_shift_cache_computes_each_shift_once_per_batch_and_changes_no_row(images, monkeypatch):
+    """Three adapters over a partition of two batches, as `spark.adapter_udfs` loops: the rows
+    with the cache are the rows without it, and each shift is computed once per batch."""
+    pixels, labels = images
+    masks = [np.pad(np.ones((10, 10), np.uint8), 15) for _ in IDS]
+    shifts = build_shift_specs(
+        [
+            {"shift": "novel_texture", "severities": ["half"], "values": [0.5]},
+            {"shift": "jpeg_compression", "severities": [2, 4]},
+        ]
+    )
+    conditions = OODConditions(SPECS, shifts, batch_size=18)
+    batches = [
+        (pixels[:4], labels[:4], masks[:4], IDS[:4]),
+        (pixels[4:], labels[4:], masks[4:], IDS[4:]),
+    ]
+    calls = []
+    real = ood.shift_images
+    monkeypatch.setattr(ood, "shift_images", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    def partition(cache: ood.ShiftCache | None) -> list[pd.DataFrame]:
+        return [
+            evaluate_corruptions(tiny_model(a), x, y, ids, conditions, masks=m, cache=cache)
+            for a in range(3)
+            for x, y, m, ids in batches
+        ]
+
+    plain = partition(None)
+    assert len(calls) == 3 * 2 * len(shifts)
+    calls.clear()
+    cache = ood.ShiftCache()
+    for with_cache, without in zip(partition(cache), plain, strict=True):
+        pd.testing.assert_frame_equal(with_cache, without)
+    assert len(calls) == 2 * len(shifts)  # the first adapter's pass only
+    assert cache.nbytes == len(shifts) * pixels.nbytes
+    # a new partition (ids never seen, after the batches came round) starts afresh
+    new_ids = ["x", "y"]
+    evaluate_corruptions(
+        tiny_model(0), pixels[:2], labels[:2], new_ids, conditions, masks=masks[:2], cache=cache
+    )
+    assert cache.nbytes == len(shifts) * pixels[:2].nbytes
+    # over budget: nothing is kept, every call recomputes, the rows stay the same
+    calls.clear()
+    small = ood.ShiftCache(max_bytes=pixels.nbytes // 4)
+    for with_cache, without in zip(partition(small), plain, strict=True):
+        pd.testing.assert_frame_equal(with_cache, without)
+    assert small.nbytes <= pixels.nbytes // 4
+    assert len(calls) > 2 * len(shifts)

@@ -30,6 +30,7 @@ import pandas as pd
 
 from xai_kedro.core.common.settings import Settings
 from xai_kedro.core.meta.report.formatting import detectable_effect
+from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions, Resampling
 
 BASELINE = "baseline"
 REPLICATED_ARMS = ("targeted", "control", "baseline_retrained")
@@ -66,7 +67,7 @@ def contrast_name(minuend: str, subtrahend: str) -> str:
 
 
 @dataclass(frozen=True)
-class MeasureSettings(Settings):
+class MeasureSettings(BootstrapOptions, Settings):
     """n_bootstrap replicates, a (1 - ci_alpha) interval, and the bootstrap seed."""
 
     PATH = "knowledge_injection.measure"
@@ -106,13 +107,13 @@ def with_arms(
 
 
 # ------------------------------------------------------------------ the two-way bootstrap
-def seed_image_replicates(values: Any, n_boot: int, seed: int) -> np.ndarray:
+def seed_image_replicates(values: Any, resampling: Resampling) -> np.ndarray:
     """[n_boot, k] bootstrap replicates of the means of `values`, a [k, seeds, images] array
     (k series, e.g. arms, each trained with the same seed indices and scored on the same images).
 
-    Each replicate draws the images with replacement (`default_rng(seed)`, one multiplicity per
-    image, the draws of `bootstrap_ci(np.mean, x, seed=seed)` on per-image rows) and the seed
-    indices with replacement (a second generator), both shared by the k series, so a difference
+    ``resampling`` gives the replicate count and the seed. Each replicate draws the images with
+    replacement (`default_rng(seed)`, one multiplicity per image, the draws of
+    `bootstrap_ci(np.mean, x, seed=seed)` on per-image rows) and the seed indices with replacement (a second generator), both shared by the k series, so a difference
     of two series' replicates is paired in images and seeds. The bootstrap of n seeds
     underestimates their variance by (n - 1) / n; the seed deviations (each value minus its
     image's mean over seeds) are widened by sqrt(n / (n - 1)) first, so the seed part is
@@ -123,8 +124,7 @@ def seed_image_replicates(values: Any, n_boot: int, seed: int) -> np.ndarray:
         raise ValueError(f"values must be a non-empty [series, seeds, images] array, got {v.shape}")
     if not np.isfinite(v).all():
         raise ValueError("values must be finite (drop the images with missing values first)")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    n_boot, seed = resampling.n_boot, resampling.seed
     n_seeds, n_images = v.shape[1], v.shape[2]
     if n_seeds > 1:
         centre = v.mean(axis=1, keepdims=True)
@@ -285,7 +285,7 @@ def scope_rows(
 
 def _cube_rows(cube: Cube, key: dict[str, Any], settings: MeasureSettings) -> list[dict[str, Any]]:
     """Rows of every adapter and of the pooled scope from one set of replicates."""
-    reps = seed_image_replicates(cube.values, int(settings.n_bootstrap), int(settings.seed))
+    reps = seed_image_replicates(cube.values, settings.resampling(int(settings.seed)))
     adapters = sorted({a for a, _ in cube.series})
     scopes = [(a, [a]) for a in adapters] + ([(POOLED, adapters)] if len(adapters) > 1 else [])
     return [

@@ -62,7 +62,7 @@ from xai_kedro.core.meta.prediction.features import (
 from xai_kedro.core.meta.prediction.learners import make_model
 from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
 from xai_kedro.core.meta.report.formatting import fmt, interval_sign
-from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions, bootstrap_ci, two_way_ci
+from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions, TwoWay
 from xai_kedro.core.meta.tables import FAMILY_TABLES
 from xai_kedro.core.robustness.columns import REFERENCE_FAMILY, family_rows, shift_families
 
@@ -161,7 +161,7 @@ def _hypothesis_rows(
     feats = [f for f in signs if f in meta.columns and meta[f].notna().any()]
     if not feats or len(meta) == 0:
         return None
-    corr = correlations(meta, {"hypothesis": feats}, **settings.bootstrap(seed))
+    corr = correlations(meta, {"hypothesis": feats}, settings.resampling(seed))
     corr["expected_sign"] = corr["feature"].map(signs).astype(int)
     corr["verdict"] = [
         verdict(lo, hi, s)
@@ -293,7 +293,7 @@ def family_headline(
             # within a class only the meta-learners are compared (the headline's question)
             bases = None if rows is None else (learned_method(CONFIDENCE_SET),)
             diffs = confidence_differences(
-                *_scoped(meta, scores, rows), p.bootstrap(seed), bases=bases
+                *_scoped(meta, scores, rows), p.resampling(seed), bases=bases
             )
             if len(diffs):
                 parts.append(diffs.assign(shift_family=family, **{"class": scope}))
@@ -330,7 +330,7 @@ def regret_vs_random(
     clean = est.drop_duplicates(["shift", "adapter_id"]).assign(
         method=CLEAN_SELECTION, predicted_accuracy=lambda d: d["clean_accuracy"]
     )
-    boot = settings.bootstrap(seed)
+    boot = settings.resampling(seed)
     rows = []
     for (method, shift), g in pd.concat([est, clean]).groupby(["method", "shift"], sort=False):
         g = g.sort_values("adapter_id")
@@ -346,12 +346,11 @@ def regret_vs_random(
         families = g["family"].to_numpy()
         values = _shift_values(ood, shift, g["level"].iloc[0], list(g["adapter_id"]))
         if values is None:
-            low, high = bootstrap_ci(_minus_random, pred, y, groups=families, **boot)
+            low, high = boot.interval(_minus_random, pred, y, groups=families)
         else:
-            low, high = two_way_ci(
-                lambda means, idx, p=pred: _minus_random(p[idx], means),
-                values, boot["n_boot"], boot["alpha"], seed, families,
-            )  # fmt: skip
+            low, high = TwoWay(values, families).interval(
+                lambda means, idx, p=pred: _minus_random(p[idx], means), boot
+            )
         row[REGRET_VS_RANDOM[1]], row[REGRET_VS_RANDOM[2]] = low, high
     return pd.DataFrame(rows, columns=["method", "shift", *REGRET_VS_RANDOM])
 

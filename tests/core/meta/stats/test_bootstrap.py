@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xai_kedro.core.meta.adapters.settings import EstimationSettings
 from xai_kedro.core.meta.stats.association import roc_auc
 from xai_kedro.core.meta.stats.bootstrap import (
+    Resampling,
+    TwoWay,
     bootstrap_auc_ci,
     bootstrap_ci,
     interval_columns,
-    two_way_ci,
-    two_way_replicates,
 )
 
 
@@ -55,7 +56,7 @@ def test_fast_auc_bootstrap_equals_generic(known: tuple[np.ndarray, np.ndarray])
     groups = np.arange(x.size) // 4
     for g in (None, groups):
         generic = bootstrap_ci(roc_auc, y, s, n_boot=300, seed=5, groups=g)
-        fast = bootstrap_auc_ci(y, s, n_boot=300, seed=5, groups=g)
+        fast = bootstrap_auc_ci(y, s, resampling=Resampling(300, seed=5), groups=g)
         assert fast == pytest.approx(generic)
         generic_d = bootstrap_ci(
             lambda yy, a, b: roc_auc(yy, a) - roc_auc(yy, b),
@@ -66,7 +67,8 @@ def test_fast_auc_bootstrap_equals_generic(known: tuple[np.ndarray, np.ndarray])
             seed=5,
             groups=g,
         )
-        assert bootstrap_auc_ci(y, s, ref, n_boot=300, seed=5, groups=g) == pytest.approx(generic_d)
+        paired = bootstrap_auc_ci(y, s, ref, resampling=Resampling(300, seed=5), groups=g)
+        assert paired == pytest.approx(generic_d)
 
 
 def test_interval_columns_name_each_component() -> None:
@@ -86,11 +88,15 @@ def test_two_way_bootstrap_when_images_dominate() -> None:
     values = np.tile(image, (8, 1))
     families = np.repeat(np.arange(4), 2)
     se = image.std() / np.sqrt(400)
-    both = two_way_replicates(_mean_of_units, values, 2000, 1, families)
+    both = TwoWay(values, families).replicates(_mean_of_units, Resampling(2000, seed=1))
     assert both.std() == pytest.approx(se, rel=0.1)
-    only_units = two_way_replicates(_mean_of_units, values, 200, 1, families, images=False)
+    only_units = TwoWay(values, families, images=False).replicates(
+        _mean_of_units, Resampling(200, seed=1)
+    )
     assert np.ptp(only_units) == pytest.approx(0.0, abs=1e-12)
-    only_images = two_way_replicates(_mean_of_units, values, 2000, 1, families, units=False)
+    only_images = TwoWay(values, families, units=False).replicates(
+        _mean_of_units, Resampling(2000, seed=1)
+    )
     assert only_images.std() == pytest.approx(se, rel=0.1)
 
 
@@ -102,12 +108,14 @@ def test_two_way_bootstrap_when_families_dominate() -> None:
     families = np.repeat(np.arange(30), 3)
     values = np.repeat(level[families][:, None], 50, axis=1)
     se = level.std() / np.sqrt(30)
-    both = two_way_replicates(_mean_of_units, values, 2000, 2, families)
+    both = TwoWay(values, families).replicates(_mean_of_units, Resampling(2000, seed=2))
     assert both.std() == pytest.approx(se, rel=0.1)
-    only_images = two_way_replicates(_mean_of_units, values, 200, 2, families, units=False)
+    only_images = TwoWay(values, families, units=False).replicates(
+        _mean_of_units, Resampling(200, seed=2)
+    )
     assert np.ptp(only_images) == pytest.approx(0.0, abs=1e-12)
     # resampling the 90 units as if independent would understate it by sqrt(3)
-    rows = two_way_replicates(_mean_of_units, values, 2000, 2, None, images=False)
+    rows = TwoWay(values, images=False).replicates(_mean_of_units, Resampling(2000, seed=2))
     assert rows.std() == pytest.approx(se / np.sqrt(3), rel=0.15)
 
 
@@ -116,9 +124,9 @@ def test_two_way_bootstrap_adds_both_variances() -> None:
     level, image = rng.normal(0, 1, 40), rng.normal(0, 2, 400)
     values = level[:, None] + image[None, :]
     se = np.hypot(level.std() / np.sqrt(40), image.std() / np.sqrt(400))
-    both = two_way_replicates(_mean_of_units, values, 3000, 3)
+    both = TwoWay(values).replicates(_mean_of_units, Resampling(3000, seed=3))
     assert both.std() == pytest.approx(se, rel=0.1)
-    low, high = two_way_ci(_mean_of_units, values, 3000, 0.05, 3)
+    low, high = TwoWay(values).interval(_mean_of_units, Resampling(3000, 0.05, 3))
     assert low < values.mean() < high
     assert high - low == pytest.approx(2 * 1.96 * se, rel=0.12)
 
@@ -126,9 +134,24 @@ def test_two_way_bootstrap_adds_both_variances() -> None:
 def test_two_way_rows_fetch_other_per_unit_arrays_and_validation() -> None:
     values = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     label = np.array([10.0, 20.0, 30.0])
-    reps = two_way_replicates(lambda m, rows: label[rows].sum() + 0 * m.sum(), values, 50, 0)
+    reps = TwoWay(values).replicates(
+        lambda m, rows: label[rows].sum() + 0 * m.sum(), Resampling(50, seed=0)
+    )
     assert set(np.unique(reps)) <= {30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0}
     with pytest.raises(ValueError, match="units, images"):
-        two_way_replicates(_mean_of_units, np.zeros(3), 10)
+        TwoWay(np.zeros(3))
     with pytest.raises(ValueError, match="groups"):
-        two_way_replicates(_mean_of_units, values, 10, groups=[0, 1])
+        TwoWay(values, groups=[0, 1])
+
+
+def test_resampling_is_checked_once_and_built_from_a_settings_block() -> None:
+    with pytest.raises(ValueError, match="n_boot"):
+        Resampling(0)
+    with pytest.raises(ValueError, match="alpha"):
+        Resampling(10, alpha=1.0)
+    settings = EstimationSettings(n_bootstrap=300, ci_alpha=0.1)
+    assert settings.resampling(7) == Resampling(300, 0.1, 7)
+    x = np.random.default_rng(3).normal(size=50)
+    assert Resampling(300, 0.1, 7).interval(np.mean, x) == bootstrap_ci(
+        np.mean, x, n_boot=300, alpha=0.1, seed=7
+    )

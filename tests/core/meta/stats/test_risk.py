@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci
+from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_ci
 from xai_kedro.core.meta.stats.risk import (
     WeightedRiskCurve,
     augrc,
@@ -70,8 +70,9 @@ def test_risk_intervals_are_the_plain_bootstrap_intervals():
     score, other = rng.random(120), np.round(rng.random(120), 1)
     groups = np.repeat(np.arange(40), 3)
     boot = {"n_boot": 200, "alpha": 0.1, "seed": 4, "groups": groups}
-    fast = bootstrap_risk_ci(correct, score, **boot)
-    paired = bootstrap_risk_ci(correct, score, other, **boot)
+    resampling = Resampling(200, 0.1, 4)
+    fast = bootstrap_risk_ci(correct, score, resampling=resampling, groups=groups)
+    paired = bootstrap_risk_ci(correct, score, other, resampling=resampling, groups=groups)
     for name, fn in (("aurc", aurc), ("augrc", augrc)):
         assert fast[name] == pytest.approx(bootstrap_ci(fn, correct, score, **boot), rel=1e-9)
 

@@ -19,7 +19,6 @@ from xai_kedro.core.meta.adapters.estimation import (
 )
 from xai_kedro.core.meta.adapters.settings import EstimationSettings
 from xai_kedro.core.meta.prediction.features import require_columns
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci
 
 SUMMARY_COLUMNS = (
     "method",
@@ -99,9 +98,8 @@ def _summary_row(
     ci_low = ci_high = np.full(4, np.nan)
     if len(g) >= 2:
         families = g["family"].to_numpy()
-        boot = settings.bootstrap(seed)
-        ci_low, ci_high = bootstrap_ci(
-            _scores, pred, ref, y, groups=families, vectorized=True, **boot
+        ci_low, ci_high = settings.resampling(seed).interval(
+            _scores, pred, ref, y, groups=families, vectorized=True
         )
     for i, (name, value) in enumerate(_SCORE_COLUMNS.items()):
         row[value] = point[i]

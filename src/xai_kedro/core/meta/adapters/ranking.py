@@ -16,7 +16,7 @@ import pandas as pd
 
 from xai_kedro.core.meta.adapters.settings import EstimationSettings
 from xai_kedro.core.meta.prediction.features import require_columns
-from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions, two_way_ci
+from xai_kedro.core.meta.stats.bootstrap import BootstrapOptions, TwoWay
 
 GAP_COLUMNS = ("gap_to_best_points", "gap_to_best_ci_low", "gap_to_best_ci_high")
 
@@ -53,8 +53,8 @@ def ranking_intervals(
     def gaps(means: np.ndarray, rows: np.ndarray) -> np.ndarray:
         return (means[best] - means) * 100.0
 
-    boot = (settings or EstimationSettings()).bootstrap(seed)
-    low, high = two_way_ci(gaps, values, boot["n_boot"], boot["alpha"], seed, units=False)
+    boot = (settings or EstimationSettings()).resampling(seed)
+    low, high = TwoWay(values, units=False).interval(gaps, boot)
     point = (out["ood_accuracy"].iloc[best] - out["ood_accuracy"]).to_numpy(dtype=float) * 100.0
     out["gap_to_best_points"] = point
     out["gap_to_best_ci_low"], out["gap_to_best_ci_high"] = low, high

@@ -35,7 +35,7 @@ from xai_kedro.core.meta.adapters.estimation import (
 from xai_kedro.core.meta.adapters.ranking import correctness_matrix
 from xai_kedro.core.meta.adapters.settings import EstimationSettings
 from xai_kedro.core.meta.prediction.features import require_columns
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci, interval_columns, two_way_ci
+from xai_kedro.core.meta.stats.bootstrap import TwoWay, interval_columns
 
 logger = logging.getLogger(__name__)
 
@@ -113,16 +113,16 @@ def _intervals(
     if len(g) < 2:
         return {}
     families = g["family"].to_numpy()
-    boot = settings.bootstrap(seed)
+    boot = settings.resampling(seed)
     y = g["measured_accuracy"].to_numpy(dtype=float)
     if values is None:
-        low, high = bootstrap_ci(outcome, *per_unit, y, groups=families, **boot)
+        low, high = boot.interval(outcome, *per_unit, y, groups=families)
     else:
 
         def stat(means: np.ndarray, rows: np.ndarray) -> list[float]:
             return outcome(*(a[rows] for a in per_unit), means)
 
-        low, high = two_way_ci(stat, values, boot["n_boot"], boot["alpha"], seed, families)
+        low, high = TwoWay(values, families).interval(stat, boot)
     return interval_columns(("regret", "gain_vs_clean"), low, high)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +35,7 @@ from xai_kedro.core.meta.prediction.learners import make_model
 from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
 from xai_kedro.core.meta.report.formatting import fmt, interval_sign
 from xai_kedro.core.meta.stats.association import roc_auc
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_auc_ci
+from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_auc_ci
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +236,7 @@ def explainer_feature_comparison(
         logger.info(
             "explainer features %s (%s): grouped OOF AUC %.3f", name, model, roc_auc(y, oof[name])
         )
-    return _score_table(table, oof, y, groups, mp.bootstrap(seed))
+    return _score_table(table, oof, y, groups, mp.resampling(seed))
 
 
 def _score_table(
@@ -245,18 +244,20 @@ def _score_table(
     oof: Mapping[str, np.ndarray],
     y: np.ndarray,
     groups: np.ndarray,
-    boot: Mapping[str, Any],
+    boot: Resampling,
 ) -> pd.DataFrame:
     table = table.copy()
     table["best_in_kind"] = table["best_in_kind"].astype(object)
     auc = {name: roc_auc(y, score) for name, score in oof.items()}
     table["grouped_oof_auc"] = table["feature_set"].map(auc)
     for i, name in enumerate(table["feature_set"]):
-        low, high = bootstrap_auc_ci(y, oof[name], groups=groups, **boot)
+        low, high = bootstrap_auc_ci(y, oof[name], resampling=boot, groups=groups)
         table.loc[i, ["grouped_oof_auc_ci_low", "grouped_oof_auc_ci_high"]] = low, high
         if name != "confidence":
             table.loc[i, "gain_vs_confidence"] = auc[name] - auc["confidence"]
-            low, high = bootstrap_auc_ci(y, oof[name], oof["confidence"], groups=groups, **boot)
+            low, high = bootstrap_auc_ci(
+                y, oof[name], oof["confidence"], resampling=boot, groups=groups
+            )
             table.loc[i, ["gain_vs_confidence_ci_low", "gain_vs_confidence_ci_high"]] = low, high
     single = table[(table["kind"] != "confidence") & (table["explainer"] != ALL_EXPLAINERS)]
     for kind, part in single.groupby("kind", sort=False):
@@ -270,7 +271,9 @@ def _score_table(
             name = table.loc[i, "feature_set"]
             table.loc[i, "diff_vs_best"] = auc[name] - auc[best]
             if name != best:
-                low, high = bootstrap_auc_ci(y, oof[name], oof[best], groups=groups, **boot)
+                low, high = bootstrap_auc_ci(
+                    y, oof[name], oof[best], resampling=boot, groups=groups
+                )
                 table.loc[i, ["diff_vs_best_ci_low", "diff_vs_best_ci_high"]] = low, high
     return table
 

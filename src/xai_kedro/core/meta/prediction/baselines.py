@@ -25,7 +25,7 @@ from xai_kedro.core.meta.prediction.features import (
     require_columns,
 )
 from xai_kedro.core.meta.stats.association import roc_auc
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_auc_ci
+from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_auc_ci
 from xai_kedro.core.meta.stats.risk import augrc, aurc, bootstrap_risk_ci, fd_shifts_areas
 
 # +1: a higher value means a more confident (more likely correct) prediction; -1: lower does.
@@ -75,16 +75,20 @@ def _check_directions() -> None:
 
 
 def _intervals(
-    y: np.ndarray, score: np.ndarray, ref: np.ndarray | None, groups: np.ndarray, boot: dict
+    y: np.ndarray,
+    score: np.ndarray,
+    ref: np.ndarray | None,
+    groups: np.ndarray,
+    boot: Resampling,
 ) -> dict[str, tuple[float, float]]:
     """Every metric's interval (of the difference score - ref when ref is given), on the same
     image-clustered resamples, each replicate computed from multiplicities (no re-sorting)."""
-    out = {"auroc": bootstrap_auc_ci(y, score, ref, groups=groups, **boot)}
-    out.update(bootstrap_risk_ci(y, score, ref, groups=groups, **boot))
+    out = {"auroc": bootstrap_auc_ci(y, score, ref, resampling=boot, groups=groups)}
+    out.update(bootstrap_risk_ci(y, score, ref, resampling=boot, groups=groups))
     return out
 
 
-def _metrics_row(y: np.ndarray, score: np.ndarray, groups: np.ndarray, boot: dict) -> dict:
+def _metrics_row(y: np.ndarray, score: np.ndarray, groups: np.ndarray, boot: Resampling) -> dict:
     row: dict[str, Any] = {"n": y.size, "n_images": pd.unique(groups).size}
     intervals = _intervals(y, score, None, groups, boot)
     for name, fn in METRICS.items():
@@ -139,7 +143,7 @@ def _methods(
 def confidence_differences(
     meta_df: pd.DataFrame,
     classifier_scores: pd.DataFrame,
-    boot: Mapping[str, Any],
+    boot: Resampling,
     bases: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     """The paired-difference table alone: XAI + confidence and XAI alone against each of
@@ -155,19 +159,19 @@ def confidence_differences(
     for ext in (learned_method(XAI_CONFIDENCE_SET), learned_method(XAI_SET)):
         for base in bases:
             if ext in methods and base in methods:
-                diffs.append(_difference_row(ext, base, methods, y, groups, model, dict(boot)))
+                diffs.append(_difference_row(ext, base, methods, y, groups, model, boot))
     return pd.DataFrame(diffs).reindex(columns=list(DIFFERENCE_COLUMNS))
 
 
 def confidence_baselines(
-    meta_df: pd.DataFrame, classifier_scores: pd.DataFrame, boot: Mapping[str, Any]
+    meta_df: pd.DataFrame, classifier_scores: pd.DataFrame, boot: Resampling
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-method AUROC / AURC / AUGRC table, paired-difference table), image-clustered CIs.
 
     Methods: each confidence score used directly, and the confidence, XAI and XAI + confidence
     meta-learners (image-grouped out-of-fold scores of one model, `_headline_model`). The
     differences pair XAI + confidence and XAI alone against the confidence meta-learner and
-    against each single score, on the same resamples. ``boot``: n_boot, alpha, seed.
+    against each single score, on the same resamples (``boot``).
     """
     y = meta_df[TARGET].to_numpy(dtype=bool).astype(float)
     groups = meta_df[GROUP].to_numpy()
@@ -175,7 +179,7 @@ def confidence_baselines(
     rows = []
     for name, (kind, used_model, score) in methods.items():
         ok = np.isfinite(score)
-        row = _metrics_row(y[ok], score[ok], groups[ok], dict(boot))
+        row = _metrics_row(y[ok], score[ok], groups[ok], boot)
         rows.append({"method": name, "kind": kind, "model": used_model, **row})
     table = pd.DataFrame(rows).reindex(columns=list(BASELINE_COLUMNS))
     return table, confidence_differences(meta_df, classifier_scores, boot)
@@ -188,7 +192,7 @@ def _difference_row(
     y: np.ndarray,
     groups: np.ndarray,
     model: str | None,
-    boot: dict,
+    boot: Resampling,
 ) -> dict[str, Any]:
     a, b = methods[ext][2], methods[base][2]
     ok = np.isfinite(a) & np.isfinite(b)

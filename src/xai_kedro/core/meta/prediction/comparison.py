@@ -34,7 +34,7 @@ from xai_kedro.core.meta.prediction.features import (
 from xai_kedro.core.meta.prediction.learners import make_model
 from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
 from xai_kedro.core.meta.stats.association import roc_auc
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_auc_ci
+from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_auc_ci
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class _Protocol:
     test: np.ndarray
     cv_folds: list[tuple[np.ndarray, np.ndarray]] | None
     grouped_cv: list[tuple[np.ndarray, np.ndarray]] | None
-    boot: dict[str, Any]
+    boot: Resampling
     baseline: str
     scheme: str
     seed: int
@@ -222,7 +222,7 @@ def _protocol(
         test=split[1],
         cv_folds=cv_folds,
         grouped_cv=grouped_cv,
-        boot=settings.bootstrap(seed),
+        boot=settings.resampling(seed),
         baseline=settings.baseline_feature_set,
         scheme=scheme,
         seed=seed,
@@ -246,7 +246,7 @@ def _holdout_metrics(
         "n_train": proto.train.size,
         "n_test": te.size,
     }
-    low, high = bootstrap_auc_ci(y[te], score, groups=proto.groups[te], **proto.boot)
+    low, high = bootstrap_auc_ci(y[te], score, resampling=proto.boot, groups=proto.groups[te])
     return {**metrics, "roc_auc_ci_low": low, "roc_auc_ci_high": high}, score
 
 
@@ -277,7 +277,7 @@ def _fit_and_score(
         row["grouped_cv_auc_mean"], row["grouped_cv_auc_std"] = mean, std
         row["grouped_oof_auc"] = roc_auc(y, oof)
         row["grouped_oof_auc_ci_low"], row["grouped_oof_auc_ci_high"] = bootstrap_auc_ci(
-            y, oof, groups=groups, **proto.boot
+            y, oof, resampling=proto.boot, groups=groups
         )
         idx = np.arange(y.size)
         parts.append(_score_frame(set_name, model_name, "grouped_oof", idx, groups, y, oof))
@@ -323,7 +323,7 @@ def _add_gains(
             continue
         row["auc_gain_vs_baseline"] = roc_auc(y, ext) - roc_auc(y, base)
         row["auc_gain_ci_low"], row["auc_gain_ci_high"] = bootstrap_auc_ci(
-            y, ext, base, groups=proto.groups, **proto.boot
+            y, ext, base, resampling=proto.boot, groups=proto.groups
         )
 
 

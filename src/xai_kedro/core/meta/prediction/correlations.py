@@ -18,7 +18,7 @@ from xai_kedro.core.meta.prediction.features import (
     require_columns,
 )
 from xai_kedro.core.meta.stats.association import cohens_d, feature_outcome_stats, pearson
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci, interval_columns
+from xai_kedro.core.meta.stats.bootstrap import Resampling, interval_columns
 
 CORRELATION_COLUMNS = (
     "feature",
@@ -46,9 +46,7 @@ CORRELATION_COLUMNS = (
 def correlations(
     meta_df: pd.DataFrame,
     features: Mapping[str, Sequence[str]] | None = None,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
+    resampling: Resampling | None = None,
     group_col: str = GROUP,
 ) -> pd.DataFrame:
     """Association of each clean-image feature with OOD correctness (one row per OOD sample).
@@ -64,6 +62,7 @@ def correlations(
     require_columns(meta_df, [TARGET, group_col], "meta dataset")
     y = meta_df[TARGET].to_numpy(dtype=bool)
     groups = meta_df[group_col].to_numpy()
+    boot = resampling or Resampling()
     rows = []
     for group_name, cols in features.items():
         require_columns(meta_df, list(cols), "meta dataset")
@@ -73,13 +72,10 @@ def correlations(
             row.update(feature_outcome_stats(x, y, name=f, groups=groups))
             ok = np.isfinite(x)
             if np.isfinite(row["pearson_r"]):
-                low, high = bootstrap_ci(
+                low, high = boot.interval(
                     lambda xx, yy: [pearson(xx, yy), cohens_d(xx, yy)],
                     x[ok],
                     y[ok],
-                    n_boot=n_boot,
-                    alpha=alpha,
-                    seed=seed,
                     groups=groups[ok],
                 )
                 row.update(interval_columns(("pearson", "cohens_d"), low, high))

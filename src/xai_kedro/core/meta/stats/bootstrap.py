@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,15 +21,50 @@ import pandas as pd
 from xai_kedro.core.meta.stats.association import as_binary
 
 
+@dataclass(frozen=True)
+class Resampling:
+    """How an interval resamples: ``n_boot`` replicates, a (1 - ``alpha``) percentile
+    interval, draws from ``default_rng(seed)``. One value handed to every interval function
+    (the groups, which belong to the data, travel beside it), checked once when it is made."""
+
+    n_boot: int = 1000
+    alpha: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 1:
+            raise ValueError(f"n_boot must be >= 1, got {self.n_boot}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+
+    def interval(
+        self,
+        stat_fn: Callable[..., Any],
+        *arrays: Any,
+        groups: Any = None,
+        vectorized: bool = False,
+    ) -> tuple[Any, Any]:
+        """`bootstrap_ci` of ``stat_fn(*arrays)`` with these replicates, level and seed."""
+        return bootstrap_ci(
+            stat_fn,
+            *arrays,
+            n_boot=self.n_boot,
+            alpha=self.alpha,
+            seed=self.seed,
+            groups=groups,
+            vectorized=vectorized,
+        )
+
+
 class BootstrapOptions:
     """Mixin of the settings blocks that hold `n_bootstrap` and `ci_alpha`."""
 
     n_bootstrap: int
     ci_alpha: float
 
-    def bootstrap(self, seed: int) -> dict[str, Any]:
-        """The keyword arguments (n_boot, alpha, seed) of every bootstrap of this block."""
-        return {"n_boot": int(self.n_bootstrap), "alpha": float(self.ci_alpha), "seed": seed}
+    def resampling(self, seed: int) -> Resampling:
+        """The `Resampling` of every interval of this block, drawn from ``seed``."""
+        return Resampling(int(self.n_bootstrap), float(self.ci_alpha), seed)
 
 
 def interval_columns(names: Sequence[str], low: Any, high: Any) -> dict[str, Any]:
@@ -117,10 +153,7 @@ def bootstrap_ci(
     """
     if not arrays:
         raise ValueError("bootstrap_ci needs at least one array")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    Resampling(n_boot, alpha, seed)  # checks the numbers
     arrs = [np.asarray(a) for a in arrays]
     n = len(arrs[0])
     if any(len(a) != n for a in arrs):
@@ -134,63 +167,57 @@ def bootstrap_ci(
 
 
 # ------------------------------------------------------------------ two-way resamples
-def two_way_replicates(
-    stat_fn: Callable[[np.ndarray, np.ndarray], Any],
-    values: Any,
-    n_boot: int = 1000,
-    seed: int = 0,
-    groups: Any = None,
-    images: bool = True,
-    units: bool = True,
-) -> np.ndarray:
-    """[n_boot, ...] replicates of ``stat_fn(unit_means, rows)`` under a two-way bootstrap.
+@dataclass(frozen=True, eq=False)
+class TwoWay:
+    """A [units, images] matrix of per-image outcomes (e.g. each adapter's correctness on each
+    test image, the same images for every unit) and how a two-way bootstrap resamples it.
 
-    ``values`` is a [units, images] matrix of per-image outcomes (e.g. each adapter's
-    correctness on each test image, the same images for every unit). Both are sources of
-    uncertainty: another test set (images) and another zoo (units). Each replicate draws the
-    images with replacement (one multiplicity per column, shared by every unit, so the
-    comparison stays paired) and the units with replacement (whole ``groups``, e.g. config
-    families, when given); ``unit_means`` are the resampled units' weighted means over the
-    resampled images and ``rows`` their indices into ``values`` (to fetch other per-unit
-    arrays, e.g. predictions). ``images=False`` / ``units=False`` give the one-way variants.
+    Both are sources of uncertainty: another test set (images) and another zoo (units). Each
+    replicate draws the images with replacement (one multiplicity per column, shared by every
+    unit, so the comparison stays paired) and the units with replacement (whole ``groups``,
+    e.g. config families, when given). ``images=False`` / ``units=False`` give the one-way
+    variants.
     """
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 2 or 0 in v.shape:
-        raise ValueError(f"values must be a non-empty [units, images] matrix, got {v.shape}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    n_units, n_images = v.shape
-    if groups is not None and len(groups) != n_units:
-        raise ValueError(f"groups has length {len(groups)}, values has {n_units} units")
-    rng = np.random.default_rng(seed)
-    unit_draws = _index_draws(n_units, n_boot, int(rng.integers(2**32)), groups)
-    out = []
-    for rows in unit_draws:
-        if images:
-            w = np.bincount(rng.integers(0, n_images, n_images), minlength=n_images)
-        else:
-            w = np.ones(n_images)
-        if not units:
-            rows = np.arange(n_units)
-        out.append(np.asarray(stat_fn(v[rows] @ w / w.sum(), rows), dtype=float))
-    return np.stack(out)
 
+    values: np.ndarray
+    groups: Any = None
+    images: bool = True
+    units: bool = True
 
-def two_way_ci(
-    stat_fn: Callable[[np.ndarray, np.ndarray], Any],
-    values: Any,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
-    groups: Any = None,
-    images: bool = True,
-    units: bool = True,
-) -> tuple[Any, Any]:
-    """Percentile (1 - alpha) interval of `two_way_replicates` (NaN replicates ignored)."""
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    reps = two_way_replicates(stat_fn, values, n_boot, seed, groups, images, units)
-    return _percentiles(reps, alpha)
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values, dtype=float)
+        if v.ndim != 2 or 0 in v.shape:
+            raise ValueError(f"values must be a non-empty [units, images] matrix, got {v.shape}")
+        if self.groups is not None and len(self.groups) != v.shape[0]:
+            raise ValueError(f"groups has length {len(self.groups)}, values has {v.shape[0]} units")
+        object.__setattr__(self, "values", v)
+
+    def replicates(
+        self, stat_fn: Callable[[np.ndarray, np.ndarray], Any], resampling: Resampling
+    ) -> np.ndarray:
+        """[n_boot, ...] replicates of ``stat_fn(unit_means, rows)``: ``unit_means`` are the
+        resampled units' weighted means over the resampled images and ``rows`` their indices
+        into ``values`` (to fetch other per-unit arrays, e.g. predictions)."""
+        v = self.values
+        n_units, n_images = v.shape
+        rng = np.random.default_rng(resampling.seed)
+        seed = int(rng.integers(2**32))
+        out = []
+        for rows in _index_draws(n_units, resampling.n_boot, seed, self.groups):
+            if self.images:
+                w = np.bincount(rng.integers(0, n_images, n_images), minlength=n_images)
+            else:
+                w = np.ones(n_images)
+            if not self.units:
+                rows = np.arange(n_units)
+            out.append(np.asarray(stat_fn(v[rows] @ w / w.sum(), rows), dtype=float))
+        return np.stack(out)
+
+    def interval(
+        self, stat_fn: Callable[[np.ndarray, np.ndarray], Any], resampling: Resampling
+    ) -> tuple[Any, Any]:
+        """Percentile (1 - alpha) interval of `replicates` (NaN replicates ignored)."""
+        return _percentiles(self.replicates(stat_fn, resampling), resampling.alpha)
 
 
 # ------------------------------------------------------------------ multiplicity resamples
@@ -211,23 +238,16 @@ def resample_weights(n: int, n_boot: int, seed: int, groups: Any = None) -> Iter
         yield draw[codes].astype(float)
 
 
-def check_resampling(n_boot: int, alpha: float) -> None:
-    """The replicate count and the level of a weighted bootstrap, checked before any work."""
-    if n_boot < 1 or not 0 < alpha < 1:
-        raise ValueError(f"need n_boot >= 1 and 0 < alpha < 1, got {n_boot}, {alpha}")
-
-
 def paired_replicates(
     statistics: Sequence[Callable[[np.ndarray], Any]],
     n: int,
-    n_boot: int,
-    seed: int,
+    resampling: Resampling,
     groups: Any = None,
 ) -> np.ndarray:
     """[n_boot, ...] replicates of ``statistics[0](weights)``, or with two statistics of their
     difference on the same resample (a paired interval), for `resample_weights`' resamples."""
     reps = []
-    for weights in resample_weights(n, n_boot, seed, groups):
+    for weights in resample_weights(n, resampling.n_boot, resampling.seed, groups):
         values = [np.asarray(stat(weights), dtype=float) for stat in statistics]
         reps.append(values[0] - values[1] if len(values) == 2 else values[0])
     return np.stack(reps)
@@ -280,9 +300,8 @@ def bootstrap_auc_ci(
     y_true: Any,
     score: Any,
     score_ref: Any = None,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
+    *,
+    resampling: Resampling,
     groups: Any = None,
 ) -> tuple[float, float]:
     """Bootstrap CI of ROC-AUC(score), or of AUC(score) - AUC(score_ref) on the same resamples.
@@ -300,8 +319,8 @@ def bootstrap_auc_ci(
         scores.append(np.asarray(score_ref, dtype=float))
     if any(sc.shape != yb.shape for sc in scores):
         raise ValueError("y_true and scores must have the same length")
-    check_resampling(n_boot, alpha)
     if yb.size == 0:
         return float("nan"), float("nan")
     aucs = [_weighted_auc_of(yb, sc) for sc in scores]
-    return percentile_interval(paired_replicates(aucs, yb.size, n_boot, seed, groups), alpha)
+    reps = paired_replicates(aucs, yb.size, resampling, groups)
+    return percentile_interval(reps, resampling.alpha)

@@ -18,11 +18,7 @@ import numpy as np
 from scipy.special import digamma
 
 from xai_kedro.core.meta.stats.association import as_binary
-from xai_kedro.core.meta.stats.bootstrap import (
-    check_resampling,
-    paired_replicates,
-    percentile_interval,
-)
+from xai_kedro.core.meta.stats.bootstrap import Resampling, paired_replicates, percentile_interval
 
 
 def _checked(correct: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -142,9 +138,8 @@ def bootstrap_risk_ci(
     correct: Any,
     score: Any,
     score_ref: Any = None,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int = 0,
+    *,
+    resampling: Resampling,
     groups: Any = None,
 ) -> dict[str, tuple[float, float]]:
     """Bootstrap intervals of AURC and AUGRC (or of their differences score - score_ref), on
@@ -152,9 +147,10 @@ def bootstrap_risk_ci(
     curves = [WeightedRiskCurve(correct, score)]
     if score_ref is not None:
         curves.append(WeightedRiskCurve(correct, score_ref))
-    check_resampling(n_boot, alpha)
     n = curves[0].block.size
     if n == 0:
         return dict.fromkeys(RISK_AREAS, (float("nan"), float("nan")))
-    reps = paired_replicates([c.areas for c in curves], n, n_boot, seed, groups)
-    return {name: percentile_interval(reps[:, i], alpha) for i, name in enumerate(RISK_AREAS)}
+    reps = paired_replicates([c.areas for c in curves], n, resampling, groups)
+    return {
+        name: percentile_interval(reps[:, i], resampling.alpha) for i, name in enumerate(RISK_AREAS)
+    }
