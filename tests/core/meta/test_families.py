@@ -25,6 +25,7 @@ from xai_kedro.core.meta.families import (
     NO_EFFECT,
     REVERSED,
     UNDEFINED,
+    FamilyInputs,
     FamilySettings,
     families_section,
     family_estimation,
@@ -98,7 +99,7 @@ def _silver() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
     xai, ood = _silver()
-    return family_tables(xai, ood, FAST, seed=0)
+    return family_tables(FamilyInputs(xai, ood, FAST, seed=0))
 
 
 def _share(hyp: pd.DataFrame, family: str, scope: str = ALL_CLASSES) -> pd.Series:
@@ -153,7 +154,7 @@ def test_hypothesis_per_class_rows(tables):
 def test_hypothesis_without_per_class_and_without_object_share():
     xai, ood = _silver()
     settings = FamilySettings(n_bootstrap=20, per_class=False)
-    hyp = family_hypothesis(xai.drop(columns="object_attention_share"), ood, settings)
+    hyp = family_hypothesis(FamilyInputs(xai.drop(columns="object_attention_share"), ood, settings))
     assert set(hyp["class"]) == {ALL_CLASSES}
     assert set(hyp["feature"]) == {"deletion_auc", "attn_entropy"}
 
@@ -190,14 +191,16 @@ def _class_driven_silver() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def test_per_class_headline_separates_within_class_from_between_class():
     xai, ood = _class_driven_silver()
-    head = family_headline(xai, ood, replace(FAST, n_bootstrap=200))
+    head = family_headline(FamilyInputs(xai, ood, replace(FAST, n_bootstrap=200)))
     head = head[head["comparison"] == "meta:xai+confidence - meta:confidence"]
     head = head.set_index("class")
     assert head.loc[ALL_CLASSES, "auroc_diff_ci_low"] > 0  # between classes: XAI adds
     assert "0" not in head.index  # class 0 has one outcome: nothing to rank, no row
     for column in ("auroc_diff", "aurc_diff"):  # class 1: right or wrong at random
         assert head.loc["1", f"{column}_ci_low"] < 0 < head.loc["1", f"{column}_ci_high"]
-    text = " ".join(families_section(family_hypothesis(xai, ood, FAST), head.reset_index()))
+    text = " ".join(
+        families_section(family_hypothesis(FamilyInputs(xai, ood, FAST)), head.reset_index())
+    )
     assert "By AUROC, XAI + confidence adds to the confidence meta-learner" in text
     assert "Within each class, XAI + confidence is not separated" in text
 
@@ -214,7 +217,7 @@ def test_settings_are_checked():
         FamilySettings(features={"attn_entropy": 0})
     with pytest.raises(ValueError, match="unknown model"):
         xai, ood = _silver()
-        family_headline(xai, ood, FamilySettings(model="Nope"))
+        family_headline(FamilyInputs(xai, ood, FamilySettings(model="Nope")))
 
 
 def test_report_section_says_what_the_numbers_say(tables):
@@ -235,7 +238,7 @@ def test_report_includes_the_section():
     from xai_kedro.core.meta.report.summary import summary_report
 
     xai, ood = _silver()
-    tables = family_tables(xai, ood, FamilySettings(n_bootstrap=20, cv_folds=3))
+    tables = family_tables(FamilyInputs(xai, ood, FamilySettings(n_bootstrap=20, cv_folds=3)))
     report = summary_report(tables)
     assert "## Per shift family" in report
     assert "**style**" in report
@@ -244,6 +247,10 @@ def test_report_includes_the_section():
 # ------------------------------------------------------------------ adapter level per family
 EST_FAST = EstimationSettings(regressor={"n_estimators": 10})
 EST_FAMILY = FamilySettings(n_bootstrap=50)
+
+
+def _estimation_inputs(xai: pd.DataFrame, ood: pd.DataFrame, src: pd.DataFrame) -> FamilyInputs:
+    return FamilyInputs(xai, ood, EST_FAMILY, seed=0, estimation=EST_FAST, silver_source=src)
 
 
 def _zoo_families() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -278,7 +285,7 @@ def zoo_families() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def per_family(zoo_families) -> pd.DataFrame:
     xai, ood, src = zoo_families
-    return family_estimation(xai, ood, src, EST_FAMILY, EST_FAST, seed=0)
+    return family_estimation(_estimation_inputs(xai, ood, src))
 
 
 def _rows(table: pd.DataFrame, family: str) -> pd.DataFrame:
@@ -357,7 +364,7 @@ def test_the_reference_estimate_is_reused_not_refitted(zoo_families, per_family,
         return original(*args, **kwargs)
 
     monkeypatch.setattr(families_module, "accuracy_estimation", counted)
-    reused = family_estimation(xai, ood, src, EST_FAMILY, EST_FAST, 0, reference_estimate=estimate)
+    reused = family_estimation(_estimation_inputs(xai, ood, src), reference_estimate=estimate)
     assert len(calls) == 2  # background and flat only
     pd.testing.assert_frame_equal(reused, per_family)
 

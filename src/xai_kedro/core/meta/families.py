@@ -131,6 +131,35 @@ class FamilySettings(BootstrapOptions, Settings):
             raise ValueError(f"cv_folds must be >= 2, got {self.cv_folds}")
 
 
+@dataclass(frozen=True, eq=False)
+class FamilyInputs:
+    """What the per-family tables read, gathered once and handed to each: the Silver rows, this
+    block's settings and the seed; the headline's meta-learners (`meta_learners`); the adapter
+    level's settings (`estimation`, whose replicates and level this block overrides) and the
+    label-free estimators' source rows (``silver_source``, the validation split, whatever the
+    family). ``silver_xai`` is kept sorted by image and adapter: the tables are a function of
+    the Silver rows, not of their order (Spark returns them in any order)."""
+
+    silver_xai: pd.DataFrame
+    silver_ood: pd.DataFrame
+    settings: FamilySettings = field(default_factory=FamilySettings)
+    seed: int = 0
+    meta_learners: MetaLearnerSettings = field(default_factory=MetaLearnerSettings)
+    estimation: EstimationSettings = field(default_factory=EstimationSettings)
+    silver_source: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        xai = self.silver_xai.sort_values([GROUP, "adapter_id"], ignore_index=True)
+        object.__setattr__(self, "silver_xai", xai)
+
+    def metas(self) -> list[tuple[str, pd.DataFrame]]:
+        """(family, meta dataset) of each shift family, `reference` first."""
+        return [
+            (family, build_meta_dataset(self.silver_xai, family_rows(self.silver_ood, family)))
+            for family in shift_families(self.silver_ood)
+        ]
+
+
 def verdict(low: Any, high: Any, expected: int) -> str:
     """'holds' when the interval excludes 0 on the expected side, 'reversed' on the other,
     'no effect' when it includes 0, 'undefined' when there is no interval."""
@@ -141,16 +170,6 @@ def verdict(low: Any, high: Any, expected: int) -> str:
     if side == 0:
         return NO_EFFECT
     return HOLDS if side == expected else REVERSED
-
-
-def _family_metas(
-    silver_xai: pd.DataFrame, silver_ood: pd.DataFrame
-) -> list[tuple[str, pd.DataFrame]]:
-    """(family, meta dataset) of each shift family, `reference` first."""
-    out = []
-    for family in shift_families(silver_ood):
-        out.append((family, build_meta_dataset(silver_xai, family_rows(silver_ood, family))))
-    return out
 
 
 def _hypothesis_rows(
@@ -172,22 +191,15 @@ def _hypothesis_rows(
     return corr
 
 
-def family_hypothesis(
-    silver_xai: pd.DataFrame,
-    silver_ood: pd.DataFrame,
-    settings: FamilySettings | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
+def family_hypothesis(inputs: FamilyInputs) -> pd.DataFrame:
     """One row per shift family x class ("all" first, then each true class) x hypothesis
     feature: the clean-image feature against correctness under that family (Pearson r with an
     image-clustered interval, per-image p-values), its expected sign and the verdict."""
-    p = settings or FamilySettings()
-    silver_xai = silver_xai.sort_values([GROUP, "adapter_id"], ignore_index=True)
     parts = []
-    for family, meta in _family_metas(silver_xai, silver_ood):
-        for scope, rows in _class_scopes(meta, p.per_class):
+    for family, meta in inputs.metas():
+        for scope, rows in _class_scopes(meta, inputs.settings.per_class):
             part = meta if rows is None else meta.iloc[rows].reset_index(drop=True)
-            corr = _hypothesis_rows(part, p, seed)
+            corr = _hypothesis_rows(part, inputs.settings, inputs.seed)
             if corr is not None:
                 parts.append(corr.assign(shift_family=family, **{"class": scope}))
     return _stacked(parts, HYPOTHESIS_COLUMNS)
@@ -256,13 +268,7 @@ def _scoped(
     return meta.iloc[rows].reset_index(drop=True), part
 
 
-def family_headline(
-    silver_xai: pd.DataFrame,
-    silver_ood: pd.DataFrame,
-    settings: FamilySettings | None = None,
-    meta_learners: MetaLearnerSettings | None = None,
-    seed: int = 0,
-) -> pd.DataFrame:
+def family_headline(inputs: FamilyInputs) -> pd.DataFrame:
     """Per shift family and class ("all" first, then each true class), the image-grouped
     headline: XAI (+ confidence) vs the confidence meta-learner and each raw confidence score,
     AUROC / AURC / AUGRC differences with paired image-clustered intervals
@@ -272,16 +278,14 @@ def family_headline(
     class's rows are then ranked by those scores alone, so the per-class rows ask whether XAI
     separates right from wrong *within* a class, where differences between classes' XAI
     profiles cannot help."""
-    p = settings or FamilySettings()
-    learners = meta_learners or MetaLearnerSettings()
+    p, learners, seed = inputs.settings, inputs.meta_learners, inputs.seed
     if p.model not in learners.models:
         raise ValueError(
             f"meta_learning.families.model: unknown model {p.model!r}; "
             f"known: {', '.join(learners.models)}"
         )
-    silver_xai = silver_xai.sort_values([GROUP, "adapter_id"], ignore_index=True)
     parts = []
-    for family, meta in _family_metas(silver_xai, silver_ood):
+    for family, meta in inputs.metas():
         if len(meta) == 0:
             continue
         all_sets = default_feature_sets(meta)
@@ -382,53 +386,38 @@ def _one_family_estimation(
 
 
 def family_estimation(
-    silver_xai: pd.DataFrame,
-    silver_ood: pd.DataFrame,
-    silver_source: pd.DataFrame | None = None,
-    settings: FamilySettings | None = None,
-    estimation: EstimationSettings | None = None,
-    seed: int = 0,
-    reference_estimate: pd.DataFrame | None = None,
+    inputs: FamilyInputs, reference_estimate: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Per shift family x method x shift (each corruption of the family and `all`): the
     adapter-level estimation MAE (`accuracy_estimation_summary`'s columns) and the selection
     regret (`adapter_selection`'s, plus the paired regret minus a random pick's), on that
-    family's rows. The label-free estimators' source is ``silver_source`` (the validation split,
-    whatever the family); replicates and level are this block's (`FamilySettings`).
-    ``reference_estimate``: the Gold `accuracy_estimation` (the reference family's, same
-    regressor and seed), reused rather than fitted again."""
-    p = settings or FamilySettings()
-    est = replace(estimation or EstimationSettings(), n_bootstrap=p.n_bootstrap,
-                  ci_alpha=p.ci_alpha)  # fmt: skip
-    source = None if silver_source is None else family_rows(silver_source)
-    silver_xai = silver_xai.sort_values([GROUP, "adapter_id"], ignore_index=True)
+    family's rows (the label-free estimators' source: ``inputs.silver_source``); replicates and
+    level are this block's (`FamilySettings`). ``reference_estimate``: the Gold
+    `accuracy_estimation` (the reference family's, same regressor and seed), reused rather than
+    fitted again."""
+    p = inputs.settings
+    est = replace(inputs.estimation, n_bootstrap=p.n_bootstrap, ci_alpha=p.ci_alpha)
+    source = None if inputs.silver_source is None else family_rows(inputs.silver_source)
     parts = []
-    for family in shift_families(silver_ood):
-        ood = family_rows(silver_ood, family).sort_values(list(OOD_KEYS), ignore_index=True)
+    for family in shift_families(inputs.silver_ood):
+        ood = family_rows(inputs.silver_ood, family)
+        ood = ood.sort_values(list(OOD_KEYS), ignore_index=True)
         if len(ood):
             reuse = reference_estimate if family == REFERENCE_FAMILY else None
-            table = _one_family_estimation(silver_xai, ood, source, est, seed, reuse)
+            table = _one_family_estimation(inputs.silver_xai, ood, source, est, inputs.seed, reuse)
             parts.append(table.assign(shift_family=family))
     return _stacked(parts, ESTIMATION_FAMILY_COLUMNS)
 
 
 def family_tables(
-    silver_xai: pd.DataFrame,
-    silver_ood: pd.DataFrame,
-    settings: FamilySettings | None = None,
-    meta_learners: MetaLearnerSettings | None = None,
-    seed: int = 0,
-    silver_source: pd.DataFrame | None = None,
-    estimation: EstimationSettings | None = None,
-    reference_estimate: pd.DataFrame | None = None,
+    inputs: FamilyInputs, reference_estimate: pd.DataFrame | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Every per-family Gold table, by name (`FAMILY_TABLES`)."""
+    """Every per-family Gold table, by name (`FAMILY_TABLES`); ``reference_estimate``: the Gold
+    `accuracy_estimation`, reused for the reference family (see `family_estimation`)."""
     return {
-        FAMILY_HYPOTHESIS: family_hypothesis(silver_xai, silver_ood, settings, seed),
-        FAMILY_HEADLINE: family_headline(silver_xai, silver_ood, settings, meta_learners, seed),
-        FAMILY_ESTIMATION: family_estimation(
-            silver_xai, silver_ood, silver_source, settings, estimation, seed, reference_estimate
-        ),
+        FAMILY_HYPOTHESIS: family_hypothesis(inputs),
+        FAMILY_HEADLINE: family_headline(inputs),
+        FAMILY_ESTIMATION: family_estimation(inputs, reference_estimate),
     }
 
 
@@ -582,8 +571,8 @@ def families_section(
     headline: pd.DataFrame | None,
     estimation: pd.DataFrame | None = None,
 ) -> list[str]:
-    """The "Per shift family" section: one paragraph per family, every word from the numbers ("no effect"
-    where the interval includes 0)."""
+    """The "Per shift family" section: one paragraph per family, every word from the numbers
+    ("no effect" where the interval includes 0)."""
     lines = [
         "## Per shift family",
         "The hypothesis: a model that focuses on the object (high object share, low deletion "

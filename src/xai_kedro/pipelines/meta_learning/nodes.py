@@ -14,7 +14,7 @@ from xai_kedro.core.meta.explainers.features import (
     ExplainerFeatureSettings,
     explainer_feature_comparison,
 )
-from xai_kedro.core.meta.families import FamilySettings, family_tables
+from xai_kedro.core.meta.families import FamilyInputs, FamilySettings, family_tables
 from xai_kedro.core.meta.gold import build_gold_tables
 from xai_kedro.core.meta.prediction.settings import MetaLearnerSettings
 from xai_kedro.core.meta.report import plots
@@ -91,16 +91,16 @@ def build_family_tables(
     """Gold answers per shift family: the hypothesis (overall and per class), the headline and
     the adapter-level estimation and selection (silver_source: the label-free estimators';
     accuracy_estimation: the reference family's, reused)."""
-    tables = family_tables(
+    inputs = FamilyInputs(
         silver_xai.drop("heatmap").toPandas(),
         silver_ood.toPandas(),
         settings=FamilySettings.from_params(params.get("families")),
-        meta_learners=MetaLearnerSettings.from_params(params.get("meta_learners")),
         seed=seed,
-        silver_source=silver_source.toPandas(),
+        meta_learners=MetaLearnerSettings.from_params(params.get("meta_learners")),
         estimation=EstimationSettings.from_params(params.get("accuracy_estimation")),
-        reference_estimate=accuracy_estimation,
+        silver_source=silver_source.toPandas(),
     )
+    tables = family_tables(inputs, reference_estimate=accuracy_estimation)
     return tuple(tables[name] for name in FAMILY_TABLES)
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_ci
+from xai_kedro.core.meta.stats.association import roc_auc
+from xai_kedro.core.meta.stats.bootstrap import (
+    Resampling,
+    bootstrap_ci,
+    paired_replicates,
+    percentile_interval,
+)
 from xai_kedro.core.meta.stats.risk import (
+    RANKING_METRICS,
     WeightedRiskCurve,
     augrc,
     aurc,
-    bootstrap_risk_ci,
     expected_accepted_errors,
     fd_shifts_areas,
+    weighted_ranking_metrics,
 )
 
 
@@ -63,23 +70,28 @@ def test_weighted_areas_equal_the_areas_of_the_resampled_rows():
         assert curve.areas(weights) == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
-def test_risk_intervals_are_the_plain_bootstrap_intervals():
-    """Same resamples as bootstrap_ci for the same seed and groups, paired differences too."""
+def test_ranking_intervals_are_the_plain_bootstrap_intervals():
+    """Same resamples as bootstrap_ci for the same seed and groups, paired differences too:
+    one pass of `weighted_ranking_metrics` gives AUROC, AURC and AUGRC together."""
     rng = np.random.default_rng(1)
     correct = rng.random(120) < 0.6
     score, other = rng.random(120), np.round(rng.random(120), 1)
     groups = np.repeat(np.arange(40), 3)
     boot = {"n_boot": 200, "alpha": 0.1, "seed": 4, "groups": groups}
     resampling = Resampling(200, 0.1, 4)
-    fast = bootstrap_risk_ci(correct, score, resampling=resampling, groups=groups)
-    paired = bootstrap_risk_ci(correct, score, other, resampling=resampling, groups=groups)
-    for name, fn in (("aurc", aurc), ("augrc", augrc)):
-        assert fast[name] == pytest.approx(bootstrap_ci(fn, correct, score, **boot), rel=1e-9)
+    fast = paired_replicates(weighted_ranking_metrics(correct, score), 120, resampling, groups)
+    paired = paired_replicates(
+        weighted_ranking_metrics(correct, score, other), 120, resampling, groups
+    )
+    assert RANKING_METRICS == ("auroc", "aurc", "augrc")
+    for i, fn in enumerate((roc_auc, aurc, augrc)):
+        single = percentile_interval(fast[:, i], 0.1)
+        assert single == pytest.approx(bootstrap_ci(fn, correct, score, **boot), rel=1e-9)
 
         def diff(y, a, b, fn=fn):
             return fn(y, a) - fn(y, b)
 
-        assert paired[name] == pytest.approx(
+        assert percentile_interval(paired[:, i], 0.1) == pytest.approx(
             bootstrap_ci(diff, correct, score, other, **boot), rel=1e-9
         )
 

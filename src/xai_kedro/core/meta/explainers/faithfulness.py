@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from xai_kedro.core.meta.report.formatting import fmt
-from xai_kedro.core.meta.stats.bootstrap import bootstrap_ci
+from xai_kedro.core.meta.stats.bootstrap import Resampling
 
 KEYS = ["explainer", "adapter_id"]
 POOLED = "all"
@@ -88,16 +88,10 @@ def _nanmeans(*columns: np.ndarray) -> np.ndarray:
         return np.array([np.nanmean(c) if len(c) else np.nan for c in columns])
 
 
-def _summarise(group: pd.DataFrame, n_boot: int, alpha: float, seed: int, clustered: bool) -> dict:
+def _summarise(group: pd.DataFrame, boot: Resampling, clustered: bool) -> dict:
     arrays = [group[s].to_numpy(dtype=float) for s in SCORES]
-    low, high = bootstrap_ci(
-        _nanmeans,
-        *arrays,
-        n_boot=n_boot,
-        alpha=alpha,
-        seed=seed,
-        groups=group["image_id"].to_numpy() if clustered else None,
-    )
+    groups = group["image_id"].to_numpy() if clustered else None
+    low, high = boot.interval(_nanmeans, *arrays, groups=groups)
     row: dict = {"n_images": int(group["image_id"].nunique())}
     for i, (name, mean) in enumerate(zip(SCORES, _nanmeans(*arrays), strict=True)):
         row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = mean, low[i], high[i]
@@ -118,9 +112,7 @@ def _amortised_costs(table: pd.DataFrame, amortise_images: int | None) -> pd.Dat
     return table.assign(amortised_over_images=images, **costs)
 
 
-def _paired_gaps(
-    scores: pd.DataFrame, reference: str, n_boot: int, alpha: float, seed: int
-) -> pd.DataFrame:
+def _paired_gaps(scores: pd.DataFrame, reference: str, boot: Resampling) -> pd.DataFrame:
     """Per (explainer, adapter) and pooled: each ranked score minus the `reference` explainer's
     on the same (image, adapter), mean and bootstrap interval over images (pooled: clustered)."""
     wide = scores.pivot_table(
@@ -135,9 +127,7 @@ def _paired_gaps(
         for adapter, group, clustered in [*parts, (POOLED, gaps, True)]:
             arrays = [group[s].to_numpy(dtype=float) for s in RANKED_SCORES]
             groups = group["image_id"].to_numpy() if clustered else None
-            low, high = bootstrap_ci(
-                _nanmeans, *arrays, n_boot=n_boot, alpha=alpha, seed=seed, groups=groups
-            )
+            low, high = boot.interval(_nanmeans, *arrays, groups=groups)
             row = {"explainer": explainer, "adapter_id": adapter}
             for i, (s, mean) in enumerate(zip(RANKED_SCORES, _nanmeans(*arrays), strict=True)):
                 row[f"{s}_gap"], row[f"{s}_gap_ci_low"], row[f"{s}_gap_ci_high"] = (
@@ -158,9 +148,7 @@ def _mean_ranks(means: np.ndarray) -> np.ndarray:
     return (1.0 + below + 0.5 * (ties - 1)).mean(axis=-1)
 
 
-def _rank_replicates(
-    scores: pd.DataFrame, explainers: list[str], n_boot: int, seed: int
-) -> np.ndarray:
+def _rank_replicates(scores: pd.DataFrame, explainers: list[str], boot: Resampling) -> np.ndarray:
     """[n_boot, explainers] mean ranks on the pooled scores in image-cluster bootstrap resamples
     (every (image, adapter) a unit; whole images are drawn)."""
     wide = scores.pivot_table(
@@ -170,8 +158,8 @@ def _rank_replicates(
         [wide[s][explainers].to_numpy(dtype=float) for s in RANKED_SCORES], axis=-1
     )  # [U, E, 4]
     images, unit_image = np.unique(wide.index.get_level_values("image_id"), return_inverse=True)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(images), size=(n_boot, len(images)))
+    rng = np.random.default_rng(boot.seed)
+    draws = rng.integers(0, len(images), size=(boot.n_boot, len(images)))
     counts = np.stack([np.bincount(d, minlength=len(images)) for d in draws])  # [n_boot, I]
     weights = counts[:, unit_image].astype(float)  # [n_boot, U]
     means = np.einsum("bu,uek->bek", weights, values) / weights.sum(axis=1)[:, None, None]
@@ -215,12 +203,13 @@ def explainer_faithfulness(
     if scores.empty:
         raise ValueError("no explainer scores: the leaderboard scored no image")
     explainers = sorted(scores["explainer"].unique())
+    boot = Resampling(n_boot, alpha, seed)
     rows = []
     for (adapter, explainer), group in scores.groupby(["adapter_id", "explainer"], sort=True):
-        summary = _summarise(group, n_boot, alpha, seed, clustered=False)
+        summary = _summarise(group, boot, clustered=False)
         rows.append({"explainer": explainer, "adapter_id": adapter, **summary})
     for explainer, group in scores.groupby("explainer", sort=True):
-        summary = _summarise(group, n_boot, alpha, seed, clustered=True)
+        summary = _summarise(group, boot, clustered=True)
         rows.append({"explainer": explainer, "adapter_id": POOLED, **summary})
     table = pd.DataFrame(rows)
     pooled_rows = table["adapter_id"] == POOLED
@@ -232,7 +221,7 @@ def explainer_faithfulness(
         block["rank"] = block["mean_rank"].rank(method="min").astype(int)
         parts.append(block)
     table = pd.concat(parts)
-    ranks = _rank_replicates(scores, explainers, n_boot, seed)
+    ranks = _rank_replicates(scores, explainers, boot)
     pooled_rows = table["adapter_id"] == POOLED
     point = table[pooled_rows].set_index("explainer")["mean_rank"].reindex(explainers)
     low, high = _rank_gap_intervals(ranks, point.to_numpy(dtype=float), alpha)
@@ -241,23 +230,18 @@ def explainer_faithfulness(
         per = table["explainer"].map(dict(zip(explainers, values, strict=True)))
         table[name] = np.where(pooled_rows, per, np.nan)
     table = _amortised_costs(table, amortise_images)
-    table = _with_gaps(table, scores, reference, n_boot, alpha, seed)
+    table = _with_gaps(table, scores, reference, boot)
     table = table.assign(_pooled=(table["adapter_id"] == POOLED).astype(int))
     table = table.sort_values(["_pooled", "adapter_id", "rank", "explainer"])
     return table.drop(columns="_pooled").reset_index(drop=True)
 
 
 def _with_gaps(
-    table: pd.DataFrame,
-    scores: pd.DataFrame,
-    reference: str | None,
-    n_boot: int,
-    alpha: float,
-    seed: int,
+    table: pd.DataFrame, scores: pd.DataFrame, reference: str | None, boot: Resampling
 ) -> pd.DataFrame:
     """The table with the paired-gap columns (NaN when no reference explainer was scored)."""
     if reference is not None and reference in set(scores["explainer"]):
-        gaps = _paired_gaps(scores, reference, n_boot, alpha, seed)
+        gaps = _paired_gaps(scores, reference, boot)
         return table.merge(gaps, on=KEYS, how="left", validate="one_to_one")
     columns = [f"{s}_gap{x}" for s in RANKED_SCORES for x in ("", "_ci_low", "_ci_high")]
     return table.assign(**{c: np.nan for c in columns})

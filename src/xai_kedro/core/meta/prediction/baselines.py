@@ -10,7 +10,7 @@ differences (same resamples) answer "XAI + confidence vs confidence" and "XAI vs
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -25,16 +25,30 @@ from xai_kedro.core.meta.prediction.features import (
     require_columns,
 )
 from xai_kedro.core.meta.stats.association import roc_auc
-from xai_kedro.core.meta.stats.bootstrap import Resampling, bootstrap_auc_ci
-from xai_kedro.core.meta.stats.risk import augrc, aurc, bootstrap_risk_ci, fd_shifts_areas
+from xai_kedro.core.meta.stats.bootstrap import Resampling, paired_replicates, percentile_interval
+from xai_kedro.core.meta.stats.risk import (
+    RANKING_METRICS,
+    augrc,
+    aurc,
+    fd_shifts_areas,
+    weighted_ranking_metrics,
+)
 
-# +1: a higher value means a more confident (more likely correct) prediction; -1: lower does.
-SCORE_DIRECTIONS: dict[str, int] = {"confidence": 1, "margin": 1, "pred_entropy": -1, "energy": -1}
-SCORE_LABELS: dict[str, str] = {
-    "confidence": "max-softmax",
-    "margin": "margin",
-    "pred_entropy": "predictive entropy",
-    "energy": "energy",
+
+class ConfidenceScore(NamedTuple):
+    """How a confidence column is used directly: its method name in the tables and its
+    direction (+1: a higher value means a more likely correct prediction; -1: lower does)."""
+
+    label: str
+    direction: int
+
+
+# One entry per confidence column (`CONFIDENCE_FEATURES`), so a label never lacks a direction.
+CONFIDENCE_SCORES: dict[str, ConfidenceScore] = {
+    "confidence": ConfidenceScore("max-softmax", 1),
+    "margin": ConfidenceScore("margin", 1),
+    "pred_entropy": ConfidenceScore("predictive entropy", -1),
+    "energy": ConfidenceScore("energy", -1),
 }
 
 
@@ -69,9 +83,9 @@ DIFFERENCE_COLUMNS = (
 
 
 def _check_directions() -> None:
-    missing = sorted(set(CONFIDENCE_FEATURES) - (set(SCORE_DIRECTIONS) & set(SCORE_LABELS)))
+    missing = sorted(set(CONFIDENCE_FEATURES) - set(CONFIDENCE_SCORES))
     if missing:
-        raise ValueError(f"confidence columns {missing} have no direction in SCORE_DIRECTIONS")
+        raise ValueError(f"confidence columns {missing} have no entry in CONFIDENCE_SCORES")
 
 
 def _intervals(
@@ -81,11 +95,16 @@ def _intervals(
     groups: np.ndarray,
     boot: Resampling,
 ) -> dict[str, tuple[float, float]]:
-    """Every metric's interval (of the difference score - ref when ref is given), on the same
-    image-clustered resamples, each replicate computed from multiplicities (no re-sorting)."""
-    out = {"auroc": bootstrap_auc_ci(y, score, ref, resampling=boot, groups=groups)}
-    out.update(bootstrap_risk_ci(y, score, ref, resampling=boot, groups=groups))
-    return out
+    """Every metric's interval (of the difference score - ref when ref is given), all from one
+    pass over the image-clustered resamples, each replicate computed from multiplicities (no
+    re-sorting)."""
+    if y.size == 0:
+        return dict.fromkeys(RANKING_METRICS, (float("nan"), float("nan")))
+    statistics = weighted_ranking_metrics(y, *(s for s in (score, ref) if s is not None))
+    reps = paired_replicates(statistics, y.size, boot, groups)
+    return {
+        name: percentile_interval(reps[:, i], boot.alpha) for i, name in enumerate(RANKING_METRICS)
+    }
 
 
 def _metrics_row(y: np.ndarray, score: np.ndarray, groups: np.ndarray, boot: Resampling) -> dict:
@@ -128,10 +147,10 @@ def _methods(
     and the confidence, XAI and XAI + confidence meta-learners of the one headline model."""
     _check_directions()
     require_columns(meta_df, [TARGET, GROUP, *CONFIDENCE_FEATURES], "meta dataset")
-    methods: dict[str, tuple[str, str, np.ndarray]] = {
-        SCORE_LABELS[f]: ("score", "", SCORE_DIRECTIONS[f] * meta_df[f].to_numpy(dtype=float))
-        for f in CONFIDENCE_FEATURES
-    }
+    methods: dict[str, tuple[str, str, np.ndarray]] = {}
+    for f in CONFIDENCE_FEATURES:
+        label, direction = CONFIDENCE_SCORES[f]
+        methods[label] = ("score", "", direction * meta_df[f].to_numpy(dtype=float))
     model = _headline_model(classifier_scores, y)
     learned = _oof_scores(classifier_scores, len(meta_df))
     for set_name in (CONFIDENCE_SET, XAI_SET, XAI_CONFIDENCE_SET):
@@ -154,7 +173,10 @@ def confidence_differences(
     groups = meta_df[GROUP].to_numpy()
     model, methods = _methods(meta_df, classifier_scores, y)
     if bases is None:
-        bases = (learned_method(CONFIDENCE_SET), *(SCORE_LABELS[f] for f in CONFIDENCE_FEATURES))
+        bases = (
+            learned_method(CONFIDENCE_SET),
+            *(CONFIDENCE_SCORES[f].label for f in CONFIDENCE_FEATURES),
+        )
     diffs = []
     for ext in (learned_method(XAI_CONFIDENCE_SET), learned_method(XAI_SET)):
         for base in bases:

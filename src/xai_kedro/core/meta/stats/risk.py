@@ -12,13 +12,14 @@ trapezoid between the curve's points at distinct scores), which differs by O(1/n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy.special import digamma
 
 from xai_kedro.core.meta.stats.association import as_binary
-from xai_kedro.core.meta.stats.bootstrap import Resampling, paired_replicates, percentile_interval
+from xai_kedro.core.meta.stats.bootstrap import weighted_aucs
 
 
 def _checked(correct: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -131,26 +132,18 @@ class WeightedRiskCurve:
         return float(aurc_sum.sum() / n), float(augrc_sum.sum() / n**2)
 
 
-RISK_AREAS = ("aurc", "augrc")
+RANKING_METRICS = ("auroc", "aurc", "augrc")
 
 
-def bootstrap_risk_ci(
-    correct: Any,
-    score: Any,
-    score_ref: Any = None,
-    *,
-    resampling: Resampling,
-    groups: Any = None,
-) -> dict[str, tuple[float, float]]:
-    """Bootstrap intervals of AURC and AUGRC (or of their differences score - score_ref), on
-    `bootstrap_ci`'s resamples for the same seed and groups: {"aurc": (low, high), ...}."""
-    curves = [WeightedRiskCurve(correct, score)]
-    if score_ref is not None:
-        curves.append(WeightedRiskCurve(correct, score_ref))
-    n = curves[0].block.size
-    if n == 0:
-        return dict.fromkeys(RISK_AREAS, (float("nan"), float("nan")))
-    reps = paired_replicates([c.areas for c in curves], n, resampling, groups)
-    return {
-        name: percentile_interval(reps[:, i], resampling.alpha) for i, name in enumerate(RISK_AREAS)
-    }
+def weighted_ranking_metrics(
+    correct: Any, *scores: Any
+) -> list[Callable[[np.ndarray], tuple[float, float, float]]]:
+    """Per score, weights -> (AUROC, AURC, AUGRC) of the multiset in which row i appears
+    weights[i] times: the three metrics of one `resample_weights` resample from one draw, so
+    `paired_replicates` gives all their intervals (or paired differences) in one pass."""
+    aucs = weighted_aucs(correct, *scores)
+    curves = [WeightedRiskCurve(correct, score) for score in scores]
+    return [
+        lambda w, auc=auc, curve=curve: (auc(w), *curve.areas(w))
+        for auc, curve in zip(aucs, curves, strict=True)
+    ]
