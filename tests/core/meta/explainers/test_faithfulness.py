@@ -133,7 +133,8 @@ def test_report_section_names_the_winner_and_the_comparison():
     table = explainer_faithfulness(make_scores({"attention": 1.0, "rollout": 0.5}), n_boot=50)
     text = "\n".join(faithfulness_section(table))
     assert "Most faithful on this model: **attention** (every other's rank-gap interval" in text
-    assert "Here: attention > rollout, which differs from it (0 of 1 pairs" in text
+    assert "Here, by mean rank: attention > rollout, which differs from it (0 of 1 pairs" in text
+    assert "a point order, the pairs' differences have no intervals" in text
     assert "| rollout |" in text
     fig = faithfulness_plot(table)
     assert isinstance(fig, Figure) and len(fig.axes) == 6
@@ -147,7 +148,29 @@ def test_a_query_based_winner_is_put_in_context():
     quality = {"occlusion": 1.0, "rollout": 0.6, "attention": 0.2}
     text = "\n".join(faithfulness_section(explainer_faithfulness(make_scores(quality), n_boot=50)))
     assert "Most faithful on this model: **occlusion**" in text
-    assert "among the attention-based explainers rollout ranks first" in text
+    assert "which favours it." in text
+    assert "ranks first" not in text  # no unseparated "first" among the attention-based ones
+
+
+def test_per_adapter_firsts_are_named_only_with_their_intervals():
+    from xai_kedro.core.meta.explainers.faithfulness import _per_adapter_sentence
+
+    rows = pd.DataFrame(
+        {
+            "adapter_id": ["a", "a", "b", "b"],
+            "explainer": ["occlusion", "rise", "occlusion", "rise"],
+            "mean_rank": [1.0, 2.0, 1.0, 2.0],
+            "rank": [1, 2, 1, 2],
+            "rank_gap_ci_low": [np.nan, 0.5, np.nan, 0.0],
+        }
+    )
+    assert _per_adapter_sentence(rows) == [
+        "First per adapter (separated by rank-gap intervals), of 2: occlusion on 1; "
+        "no explainer separated from the others on 1."
+    ]
+    text = _per_adapter_sentence(rows.assign(rank_gap_ci_low=np.nan))[0]
+    assert text.startswith("First by mean rank per adapter (point order;")
+    assert text.endswith("of 2: occlusion on 2.")
 
 
 def test_the_summary_report_carries_the_section():

@@ -239,13 +239,13 @@ def _with_baselines(**kw) -> dict[str, pd.DataFrame]:
 def test_reference_protocol_is_a_labelled_reproduction() -> None:
     rf = summary_report(_tables())
     assert "Reproduction of the reference protocol (leaky)" in rf
-    assert "best XAI meta-learner is RandomForest with ROC-AUC 0.720" in rf
+    assert "highest holdout ROC-AUC of the XAI meta-learners is RandomForest's, 0.720" in rf
     lr = summary_report(
         _tables(
             classifier_comparison=_comparison({"RandomForest": 0.70, "LogisticRegression": 0.75})
         )
     )
-    assert "best XAI meta-learner is LogisticRegression" in lr
+    assert "highest holdout ROC-AUC of the XAI meta-learners is LogisticRegression's" in lr
     assert "they are not the answer" in rf
 
 
@@ -273,7 +273,7 @@ def test_xai_added_value_verdict_follows_the_intervals() -> None:
 
 def test_definitions_come_first_and_every_p_value_is_clustered() -> None:
     text = summary_report(_tables())
-    assert text.index("## Definitions") < text.index("## Best XAI predictor")
+    assert text.index("## Definitions") < text.index("## Strongest XAI predictor")
     assert "p-values: tests on per-image means" in text
 
 
@@ -286,9 +286,11 @@ def test_leakage_gap_is_reported_from_the_numbers() -> None:
 
 def test_corruption_adapters_and_estimation_sections() -> None:
     text = summary_report(_tables())
-    assert "**gaussian_blur** is the most damaging corruption for 2 of 3 adapters" in text
+    assert (
+        "By point estimate, **gaussian_blur** drops accuracy the most for 2 of 3 adapters" in text
+    )
     assert "largest drop is 81.1%" in text
-    assert "Most robust: **a** (every gap interval above 0); least robust: **b** (19.0" in text
+    assert "Most robust: **a** (every gap interval above 0); last by OOD accuracy: b, 19.0" in text
     ranking = _tables()["adapter_ranking"].assign(gap_to_best_ci_low=[float("nan"), -1.0, 15.0])
     tied = summary_report(_tables(adapter_ranking=ranking))
     assert "Most robust: not established: a is first but not separated from c" in tied
@@ -328,7 +330,7 @@ def test_baselines_are_no_label_free_estimator_and_get_their_own_verdict() -> No
 
 def test_missing_tables_are_skipped() -> None:
     text = summary_report({"worst_corruption": _tables()["worst_corruption"]})
-    assert "Worst corruption" in text and "Headline" not in text and "Reproduction" not in text
+    assert "Accuracy drop per corruption" in text and "Headline" not in text and "Reproduction" not in text
 
 
 @pytest.mark.parametrize(
@@ -351,7 +353,7 @@ def test_no_accuracy_drop_names_no_worst_corruption() -> None:
     worst = _tables()["worst_corruption"].assign(max_drop_pct=[0.0, -1.5, 0.0])
     text = summary_report({"worst_corruption": worst})
     assert "No corruption lowered any adapter's accuracy" in text
-    assert "most damaging" not in text
+    assert "drops accuracy the most" not in text
 
 
 def test_quarantine_is_counted_by_reason() -> None:
@@ -368,3 +370,16 @@ def test_detectable_effect_is_2_8_standard_errors() -> None:
 
     assert detectable_effect(-1.96, 1.96) == pytest.approx(2.8)  # SE 1
     assert pd.isna(detectable_effect(float("nan"), 1.0)) and detectable_note(None, 1.0) == ""
+
+
+def test_strongest_predictor_is_compared_by_its_interval():
+    from xai_kedro.core.meta.report.summary import _stronger_words
+
+    def row(lo: float, hi: float) -> pd.Series:
+        return pd.Series({"pearson_ci_low": lo, "pearson_ci_high": hi})
+
+    # |r| in [0.20, 0.30] against |r| in [0.05, 0.10] (a negative r): separated
+    assert _stronger_words(row(-0.30, -0.20), row(0.05, 0.10)).startswith("stronger")
+    assert _stronger_words(row(0.05, 0.10), row(-0.30, -0.20)).startswith("weaker")
+    # an interval through 0 reaches |r| = 0.25: it overlaps [0.20, 0.30]
+    assert _stronger_words(row(-0.30, -0.20), row(-0.10, 0.25)).startswith("not separated")

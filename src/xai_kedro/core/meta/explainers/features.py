@@ -334,8 +334,9 @@ def _confidence_lines(scored: pd.DataFrame, model: str) -> list[str]:
     added = interval_sign(top["gain_vs_confidence_ci_low"], top["gain_vs_confidence_ci_high"])
     word = {1: "adds to", 0: "adds nothing measurable to", -1: "does worse than"}[added]
     return [
-        f"With the confidence baselines (alone: AUROC {_auc_text(c)}), the best set is "
-        f"xai[{gains.index[0]}]+confidence, which {word} confidence alone: gain "
+        f"With the confidence baselines (alone: AUROC {_auc_text(c)}), the highest point "
+        f"AUROC is xai[{gains.index[0]}]+confidence's (the sets' differences are in the table's "
+        f"last column), which {word} confidence alone: gain "
         f"{_diff_text(top, 'gain_vs_confidence')}. These gains are {model} against {model} "
         "on the confidence features; whether XAI adds beyond the best confidence baseline "
         "is read from the confidence-baseline section."

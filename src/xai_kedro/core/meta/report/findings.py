@@ -130,8 +130,8 @@ def reproduction_section(comp: pd.DataFrame, tolerance: float) -> list[str]:
     b = cx.loc[cx["roc_auc"].idxmax()]
     lines.append(
         f"On the reference experiment's stratified 80/20 holdout (rows split at random, so every "
-        f"test image is also in training under other corruptions and adapters) the best XAI "
-        f"meta-learner is {b['model']} with ROC-AUC {fmt(b['roc_auc'])} "
+        f"test image is also in training under other corruptions and adapters) the highest "
+        f"holdout ROC-AUC of the XAI meta-learners is {b['model']}'s, {fmt(b['roc_auc'])} "
         f"[{fmt(b['roc_auc_ci_low'])}, {fmt(b['roc_auc_ci_high'])}] and ungrouped 5-fold CV AUC "
         f"{fmt(b['cv_auc_mean'])}. These numbers are shown to reproduce the reference; they are "
         "not the answer."

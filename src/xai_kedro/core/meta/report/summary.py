@@ -56,13 +56,32 @@ def effect_size_word(d: float) -> str:
     return next(word for limit, word in EFFECT_SIZE_WORDS if abs(d) < limit)
 
 
+def _abs_interval(row: pd.Series) -> tuple[float, float]:
+    """The interval of |r| implied by r's interval (from 0 when it straddles 0)."""
+    lo, hi = float(row["pearson_ci_low"]), float(row["pearson_ci_high"])
+    if lo > 0 or hi < 0:
+        return min(abs(lo), abs(hi)), max(abs(lo), abs(hi))
+    return 0.0, max(abs(lo), abs(hi))
+
+
+def _stronger_words(a: pd.Series, b: pd.Series) -> str:
+    """Whether |r| of ``a`` is separated from |r| of ``b`` (non-overlapping intervals)."""
+    (a_lo, a_hi), (b_lo, b_hi) = _abs_interval(a), _abs_interval(b)
+    if a_lo > b_hi:
+        return "stronger, the |r| intervals do not overlap"
+    if b_lo > a_hi:
+        return "weaker, the |r| intervals do not overlap"
+    return "not separated: the |r| intervals overlap"
+
+
 def _predictor_section(corr: pd.DataFrame) -> list[str]:
-    lines = ["## Best XAI predictor"]
+    lines = ["## Strongest XAI predictor"]
     groups = corr["feature_group"] if "feature_group" in corr.columns else "xai"
     x = corr[(groups == "xai") & corr["pearson_r"].notna()]
     if x.empty:
         return [*lines, "No XAI feature has a defined correlation with OOD correctness."]
-    b = x.loc[x["pearson_r"].abs().idxmax()]
+    ranked = x.assign(_abs=x["pearson_r"].abs()).sort_values("_abs", ascending=False)
+    b = ranked.iloc[0]
     r, d = float(b["pearson_r"]), float(b["cohens_d"])
     lines.append(
         f"The strongest XAI predictor of correctness under corruption is **{b['feature']}**: "
@@ -81,13 +100,20 @@ def _predictor_section(corr: pd.DataFrame) -> list[str]:
         )
     else:
         lines.append("The interval includes zero, so not even the direction is established.")
+    if len(ranked) > 1:
+        runner = ranked.iloc[1]
+        lines.append(
+            f"Against the next XAI feature, {runner['feature']} (r = "
+            f"{fmt(runner['pearson_r'], '+.3f')}): {_stronger_words(b, runner)}."
+        )
     conf = corr[(groups == "confidence") & corr["pearson_r"].notna()]
     if not conf.empty:
         c = conf.loc[conf["pearson_r"].abs().idxmax()]
-        stronger = "stronger" if abs(float(c["pearson_r"])) > abs(r) else "weaker"
         lines.append(
             f"For comparison, the strongest confidence feature, {c['feature']}, has "
-            f"r = {fmt(c['pearson_r'], '+.3f')} ({stronger} than the best XAI feature)."
+            f"r = {fmt(c['pearson_r'], '+.3f')} "
+            f"({_ci(c['pearson_ci_low'], c['pearson_ci_high'], '+.3f')}); against the strongest "
+            f"XAI feature: {_stronger_words(c, b)}."
         )
     return lines
 
@@ -100,15 +126,17 @@ def _quarantine_section(quarantine: pd.DataFrame) -> list[str]:
 
 
 def _corruption_section(worst: pd.DataFrame) -> list[str]:
-    lines = ["## Worst corruption"]
+    lines = ["## Accuracy drop per corruption"]
     top = worst.loc[worst["max_drop_pct"].idxmax()]
     if not float(top["max_drop_pct"]) > 0:
         lines.append("No corruption lowered any adapter's accuracy below its clean level.")
         return lines
     counts = worst.loc[worst["max_drop_pct"] > 0, "worst_corruption"].value_counts()
     lines.append(
-        f"**{counts.index[0]}** is the most damaging corruption for {int(counts.iloc[0])} of "
-        f"{len(worst)} adapters. The largest drop is {fmt(top['max_drop_pct'], '.1f')}% relative "
+        f"By point estimate, **{counts.index[0]}** drops accuracy the most for "
+        f"{int(counts.iloc[0])} of {len(worst)} adapters (per-adapter drops without intervals: a "
+        f"description of this run, not a ranking). The largest drop is "
+        f"{fmt(top['max_drop_pct'], '.1f')}% relative "
         f"to clean accuracy ({top['adapter_id']}, {top['worst_corruption']}/"
         f"{top['worst_severity']})."
     )
@@ -141,8 +169,15 @@ def _adapter_section(ranking: pd.DataFrame) -> list[str]:
                 f"Most robust: not established: {best['adapter_id']} is first but not "
                 f"separated from {shown} (gap interval over test images includes 0)"
             )
+        interval = ""
+        if "gap_to_best_ci_low" in ranking.columns:
+            interval = (
+                f" [{fmt(last['gap_to_best_ci_low'], '.1f')}, "
+                f"{fmt(last['gap_to_best_ci_high'], '.1f')}]"
+            )
         lines.append(
-            f"\n{head}; least robust: **{last['adapter_id']}** ({fmt(gap, '.1f')} points apart)."
+            f"\n{head}; last by OOD accuracy: {last['adapter_id']}, {fmt(gap, '.1f')}{interval} "
+            "points below the first."
         )
     return lines
 
