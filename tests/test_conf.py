@@ -64,7 +64,12 @@ def test_catalog_declares_every_gold_table_in_the_gold_layer(env):
     catalog = load(env, "catalog")
     for name in (*GOLD_TABLES, *MONITOR_TABLES):
         assert name in catalog, f"{name} is not in the {env} catalog"
+        assert catalog[name]["filepath"].endswith(f"/04_gold/{name}.parquet"), name
+    for name in GOLD_TABLES:
         assert catalog[name]["metadata"]["kedro-viz"]["layer"] == "gold", name
+    # the monitor's tables come after deployed_model (reporting band): drawn there, no cycle
+    for name in MONITOR_TABLES:
+        assert catalog[name]["metadata"]["kedro-viz"]["layer"] == "reporting", name
 
 
 CLUSTER_ENV_VARS = (

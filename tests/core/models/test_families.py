@@ -28,6 +28,7 @@ from xai_kedro.core.xai.explainers import EXPLAINERS, get_explainer
 from xai_kedro.core.xai.gradient import gradient_attention_explainer
 from xai_kedro.core.xai.references import eager_copy, eager_last_layer_attention
 from xai_kedro.core.xai.settings import XAIConfig
+from xai_kedro.core.xai.tve import TVESettings, prepare_learned_explainers
 
 SHAPE = dict(
     hidden_size=32,
@@ -149,9 +150,23 @@ def test_gradient_explainer_runs(classifier):
 QUICK_SETTINGS = {"rise": {"masks": 8}, "learned_mask": {"queries": 8, "steps": 3}}
 
 
+@pytest.fixture(scope="module")
+def learned(family, classifier, tmp_path_factory) -> dict[str, dict[str, str | int]]:
+    """Quick TVE and DAX artifacts for this family's backbone (widths differ per family)."""
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    quick = TVESettings(images=8, queries=4, epochs=1, batch_size=4)
+    folder = tmp_path_factory.mktemp(f"{family}_explainers")
+    made = prepare_learned_explainers(folder, classifier.backbone, images, family, quick)
+    return {
+        "tve": {"weights": made["tve"]},
+        "dax": {"images": made["images"], "queries": 4, "epochs": 1, "batch_size": 4},
+    }
+
+
 @pytest.mark.parametrize("explainer", EXPLAINERS.names())
-def test_every_registered_explainer_runs_on_every_family(classifier, explainer):
-    explain = get_explainer(explainer, **QUICK_SETTINGS.get(explainer, {}))
+def test_every_registered_explainer_runs_on_every_family(classifier, learned, explainer):
+    settings = {**QUICK_SETTINGS.get(explainer, {}), **learned.get(explainer, {})}
+    explain = get_explainer(explainer, **settings)
     with torch.inference_mode():  # as the engine calls every explainer
         logits, heat = explain(classifier, classifier.embed(pixels()))
     assert logits.shape == (3, NUM_CLASSES)

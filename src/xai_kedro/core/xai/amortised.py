@@ -131,12 +131,16 @@ def kept_embeddings(
 
     tokens [B, P + N, D]; keep [B, N] bool, one keep-mask per row (any count; prefix tokens
     always stay, a removed patch leaves the sequence as in `perturbation`). Returns [B, E] float32.
+    A family without prefix tokens (SigLIP) shown no patch sees nothing: its embedding is zero.
     """
     p = model.n_prefix
     counts = keep.sum(dim=1)
-    out = None
+    out, empty = None, []
     for count in torch.unique(counts).tolist():
         rows = torch.nonzero(counts == count)[:, 0]
+        if p + count == 0:
+            empty.append(rows)
+            continue
         kept = torch.nonzero(keep[rows])[:, 1].view(len(rows), count)
         per_forward = max(1, max_batch_tokens // (p + count))
         for sl in iter_batches(len(rows), per_forward):
@@ -146,6 +150,11 @@ def kept_embeddings(
             if out is None:
                 out = pooled.new_empty(keep.shape[0], pooled.shape[1])
             out[r] = pooled
+    if out is None:  # every row empty: the width from one token's embedding
+        width = model.pool(model.encode(tokens[:1, :1])).shape[1]
+        out = tokens.new_zeros(keep.shape[0], width, dtype=torch.float32)
+    for rows in empty:
+        out[rows] = 0.0
     return out
 
 
