@@ -113,11 +113,12 @@ def seed_image_replicates(values: Any, resampling: Resampling) -> np.ndarray:
 
     ``resampling`` gives the replicate count and the seed. Each replicate draws the images with
     replacement (`default_rng(seed)`, one multiplicity per image, the draws of
-    `bootstrap_ci(np.mean, x, seed=seed)` on per-image rows) and the seed indices with replacement (a second generator), both shared by the k series, so a difference
-    of two series' replicates is paired in images and seeds. The bootstrap of n seeds
-    underestimates their variance by (n - 1) / n; the seed deviations (each value minus its
-    image's mean over seeds) are widened by sqrt(n / (n - 1)) first, so the seed part is
-    unbiased. With identical seeds (no seed spread) this is the image bootstrap exactly.
+    `bootstrap_ci(np.mean, x, seed=seed)` on per-image rows) and the seed indices with replacement
+    (a second generator), both shared by the k series, so a difference of two series' replicates is
+    paired in images and seeds. The bootstrap of n seeds underestimates their variance by
+    (n - 1) / n; the seed deviations (each value minus its image's mean over seeds) are widened by
+    sqrt(n / (n - 1)) first, so the seed part is unbiased. With identical seeds (no seed spread)
+    this is the image bootstrap exactly.
     """
     v = np.asarray(values, dtype=float)
     if v.ndim != 3 or 0 in v.shape:

@@ -38,11 +38,11 @@ class ShiftCache:
     """The shifted pixels of one partition's batches, so each image-level shift is computed
     once per image rather than once per adapter.
 
-    The adapter loop (`spark.adapter_udfs`) sends every batch of a partition through one
-    adapter, then through the next; a shift is a pure function of (image, spec, seed), so the
-    second adapter onwards reuses the first one's pixels. Shifted pixels are known by the
-    batch's image ids and shape (the Bronze pixels of those ids, centre-cropped to that size)
-    and the spec, for one base seed and synthetic world. Bounded: entries stop being added at ``max_bytes`` (the rest is
+    The adapter loop (`spark.adapter_udfs`) sends every batch of a partition through one adapter,
+    then through the next; a shift is a pure function of (image, spec, seed), so the second adapter
+    onwards reuses the first one's pixels. Shifted pixels are known by the batch's image ids and
+    shape (the Bronze pixels of those ids, centre-cropped to that size) and the spec, for one base
+    seed and synthetic world. Bounded: entries stop being added at ``max_bytes`` (the rest is
     recomputed, the same pixels), and image ids not seen before, once a batch has come round
     again, are a new partition: the cache starts afresh."""
 

@@ -6,8 +6,9 @@ insertion curves (`curves`, so an explainer's numbers equal `silver_xai`'s for t
 settings) and with Fidelity+/- against sparsity (`fidelity`). The object share is added where
 an image has a ground-truth mask. An amortised explainer (`tve`, `dax`) is trained or loaded
 before its timing starts; its training seconds (per backbone, per adapter) are their own
-columns, so the Gold table can amortise them over any number of images and adapters. `core.meta.faithfulness` aggregates the rows into the Gold
-table `explainer_faithfulness`.
+columns, so the Gold table can amortise them over any number of images and adapters.
+`core.meta.explainers.faithfulness` aggregates the rows into the Gold table
+`explainer_faithfulness`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from xai_kedro.core.common.device import pick_device
+from xai_kedro.core.common.settings import SettingsError
 from xai_kedro.core.data.bronze import pixels_from_rows
 from xai_kedro.core.models.backbone import (
     backbone_fingerprint,
@@ -70,7 +71,9 @@ def pretrain_tve(
         .toPandas()
     )
     if picked.empty:
-        raise ValueError(f"xai_silver.tve: Bronze has no {split!r} images to pre-train TVE on")
+        raise SettingsError(
+            f"xai_silver.tve.split: Bronze has no {split!r} images to pre-train TVE on"
+        )
     manifest = resolve_manifest_paths(backbone_manifest)
     size = int(manifest["input_size"])
     weights = manifest.get("weights_dir") or manifest["source"]
